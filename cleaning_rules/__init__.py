@@ -1,0 +1,1 @@
+"""cleaning_rules"""
