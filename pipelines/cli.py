@@ -1,0 +1,325 @@
+"""The ``steward`` command line.
+
+Command groups mirror the pipeline: ``run`` (batch, stream), ``rules``, ``privacy``, ``synth``,
+``kb``, ``quality``, ``runs``, ``lake``, ``demo``, ``doctor``. Heavy engines (Spark, Flink,
+torch) are imported inside the commands that need them, so ``steward --help`` is instant and
+starts no JVM. Every ``StewardError`` becomes one line on stderr and its documented exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.config import LakeConfig, PipelineConfig, config_hash, load_config
+from pipelines.errors import StewardError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    help="Steward: govern enterprise data on its way to LLM training sets and RAG.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+run_app = typer.Typer(
+    help="Run the pipeline: batch (Spark) or stream (Flink).", no_args_is_help=True
+)
+rules_app = typer.Typer(
+    help="Cleaning rule packs: lint, test, apply, preview.", no_args_is_help=True
+)
+privacy_app = typer.Typer(help="PII scan, treatment policies and the privacy budget.")
+synth_app = typer.Typer(help="Few-shot synthetic samples and their review queue.")
+kb_app = typer.Typer(help="The RAG knowledge base: load and search.")
+quality_app = typer.Typer(help="Quality gates and their reports.")
+runs_app = typer.Typer(help="The run ledger: what ran, with which counts.", no_args_is_help=True)
+lake_app = typer.Typer(help="The Iceberg lake: tables, snapshots, releases.", no_args_is_help=True)
+for sub_app, name in (
+    (run_app, "run"),
+    (rules_app, "rules"),
+    (privacy_app, "privacy"),
+    (synth_app, "synth"),
+    (kb_app, "kb"),
+    (quality_app, "quality"),
+    (runs_app, "runs"),
+    (lake_app, "lake"),
+):
+    app.add_typer(sub_app, name=name)
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn a StewardError into one line on stderr and its exit code."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except StewardError as exc:
+            err.print(f"[red]error:[/red] {exc.one_line()}", markup=True, highlight=False)
+            raise typer.Exit(int(exc.exit_code)) from None
+
+    return wrapper
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _lake_config(config: Path) -> LakeConfig:
+    """The lake section of the config, or the default ``./lake`` when there is no config."""
+    if config.exists():
+        return load_config(config).lake
+    return LakeConfig(root=Path("lake").resolve())
+
+
+# -- run ---------------------------------------------------------------------------------------
+
+
+@run_app.command("batch")
+@handles_errors
+def run_batch_command(
+    config: ConfigOption = Path("pipeline.yaml"), as_json: JsonOption = False
+) -> None:
+    """Pull every configured source into the lake and run the transform chain (Spark)."""
+    from pipelines.report import batch_summary_json, print_batch_summary
+
+    pipeline = load_config(config)
+    run_id, reports, seconds = _run_batch(pipeline, config)
+    if as_json:
+        _print_json(batch_summary_json(run_id, reports, seconds))
+    else:
+        print_batch_summary(out, run_id, reports, seconds)
+
+
+def _run_batch(pipeline: PipelineConfig, config: Path) -> tuple[str, list[Any], float]:
+    import time
+
+    from pipelines.lake import Lake
+    from pipelines.spark_job import run_batch
+    from pipelines.spark_session import spark_session
+
+    started = time.perf_counter()
+    with out.status("Starting Spark…"):
+        spark = spark_session(pipeline.spark, Lake(pipeline.lake))
+    with out.status("Running the batch job…"):
+        run_id, reports = run_batch(spark, pipeline, config_hash(config))
+    return run_id, reports, time.perf_counter() - started
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+@handles_errors
+def runs_list(
+    config: ConfigOption = Path("pipeline.yaml"),
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The latest runs with their status."""
+    from pipelines.ledger import RunLedger
+
+    runs = RunLedger(_lake_config(config).ledger).list_runs(limit)
+    if as_json:
+        _print_json(runs)
+        return
+    table = Table("run id", "kind", "status", "exit", "started", "finished", "error")
+    for run in runs:
+        table.add_row(
+            run["run_id"],
+            run["kind"],
+            run["status"],
+            str(run["exit_code"] if run["exit_code"] is not None else ""),
+            run["started_at"],
+            run["finished_at"] or "",
+            (run["error"] or "")[:80],
+        )
+    out.print(table)
+
+
+@runs_app.command("show")
+@handles_errors
+def runs_show(
+    run_id: str, config: ConfigOption = Path("pipeline.yaml"), as_json: JsonOption = False
+) -> None:
+    """One run: its per-stage accounting and the Iceberg commits it made."""
+    from pipelines.errors import ConfigError
+    from pipelines.ledger import RunLedger
+
+    run = RunLedger(_lake_config(config).ledger).show_run(run_id)
+    if run is None:
+        raise ConfigError(f"no run {run_id} in the ledger")
+    if as_json:
+        _print_json(run)
+        return
+    out.print(
+        f"run [bold]{run['run_id']}[/bold] ({run['kind']}): {run['status']}"
+        f", config {run['config_hash']}, {run['started_at']} → {run['finished_at'] or '…'}"
+    )
+    if run["error"]:
+        out.print(f"[red]{run['error']}[/red]", highlight=False)
+    stages = Table("stage", "entity", "in", "out", "quarantined", "dropped", "seconds", "reasons")
+    for s in run["stages"]:
+        stages.add_row(
+            s["stage"],
+            s["entity"],
+            str(s["rows_in"]),
+            str(s["rows_out"]),
+            str(s["quarantined"]),
+            str(s["dropped"]),
+            f"{s['duration_s']:.2f}",
+            ", ".join(f"{k}={v}" for k, v in s["reasons"].items()),
+        )
+    out.print(stages)
+    commits = Table("table", "snapshot", "operation", "committed")
+    for c in run["commits"]:
+        commits.add_row(c["table_name"], str(c["snapshot_id"]), c["operation"], c["committed_at"])
+    out.print(commits)
+
+
+# -- lake --------------------------------------------------------------------------------------
+
+
+@lake_app.command("tables")
+@handles_errors
+def lake_tables(config: ConfigOption = Path("pipeline.yaml"), as_json: JsonOption = False) -> None:
+    """Every table in the lake (read with pyiceberg; no JVM)."""
+    from pipelines.lake import Lake
+
+    lake = Lake(_lake_config(config))
+    names = lake.tables()
+    if as_json:
+        _print_json(names)
+        return
+    for name in names:
+        out.print(name)
+
+
+@lake_app.command("show")
+@handles_errors
+def lake_show(
+    table: Annotated[str, typer.Argument(help="namespace.table, e.g. curated.orders")],
+    config: ConfigOption = Path("pipeline.yaml"),
+    limit: Annotated[int, typer.Option(help="Rows to print.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """A table's schema, current snapshot and first rows."""
+    from pipelines.lake import Lake
+
+    lake = Lake(_lake_config(config))
+    rows = lake.read(table, limit=limit)
+    snapshots = lake.snapshots(table)
+    if as_json:
+        _print_json(
+            {
+                "table": table,
+                "schema": [{"name": f.name, "type": str(f.type)} for f in rows.schema],
+                "current_snapshot": snapshots[-1] if snapshots else None,
+                "rows": rows.to_pylist(),
+            }
+        )
+        return
+    out.print(f"[bold]{table}[/bold]: {len(snapshots)} snapshots")
+    if snapshots:
+        out.print(f"current snapshot {snapshots[-1]['snapshot_id']} ({snapshots[-1]['operation']})")
+    grid = Table(*rows.column_names)
+    for row in rows.to_pylist():
+        grid.add_row(*(str(v)[:40] for v in row.values()))
+    out.print(grid)
+
+
+@lake_app.command("snapshots")
+@handles_errors
+def lake_snapshots(
+    table: str, config: ConfigOption = Path("pipeline.yaml"), as_json: JsonOption = False
+) -> None:
+    """A table's snapshots with their summaries (run ids, watermarks)."""
+    from pipelines.lake import Lake
+
+    snapshots = Lake(_lake_config(config)).snapshots(table)
+    if as_json:
+        _print_json(snapshots)
+        return
+    for snap in snapshots:
+        run = snap["summary"].get("steward.run-id", "")
+        out.print(f"{snap['snapshot_id']}  {snap['operation']:<10} {run}")
+
+
+@lake_app.command("release")
+@handles_errors
+def lake_release(
+    dataset: Annotated[str, typer.Argument(help="A curated table, e.g. medical_orders")],
+    config: ConfigOption = Path("pipeline.yaml"),
+    snapshot: Annotated[int | None, typer.Option(help="Snapshot id (default: current).")] = None,
+    version: Annotated[str | None, typer.Option(help="Version name (default: next vN).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Publish an immutable plain-Parquet copy of curated.<dataset> for trainers."""
+    from pipelines.lake import Lake
+
+    info = Lake(_lake_config(config)).release(dataset, snapshot_id=snapshot, version=version)
+    if as_json:
+        _print_json({**info.__dict__, "path": str(info.path)})
+        return
+    verb = "released" if info.created else "already released"
+    out.print(
+        f"{verb} {info.dataset} {info.version}: {info.rows} rows of snapshot {info.snapshot_id}"
+        f" at {info.path}"
+    )
+
+
+# -- demo, doctor --------------------------------------------------------------------------------
+
+
+@app.command("demo")
+@handles_errors
+def demo_command(
+    workdir: Annotated[Path, typer.Option(help="Where the demo keeps its PostgreSQL.")] = Path(
+        ".steward/demo"
+    ),
+    lake_root: Annotated[Path, typer.Option("--lake", help="The lake folder.")] = Path("lake"),
+    scale: Annotated[int, typer.Option(min=1, help="Demo ERP size (1 ≈ 5,000 rows).")] = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a demo ERP, run the batch path end to end and publish releases."""
+    from pipelines.demo import run_demo
+
+    run_demo(workdir.resolve(), lake_root.resolve(), scale, out, as_json)
+
+
+@app.command("doctor")
+@handles_errors
+def doctor_command(
+    spark: Annotated[bool, typer.Option(help="Also start Spark and open the catalog.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the installed versions (Python, Java, jars, PostgreSQL) fit together."""
+    from pipelines.doctor import print_checks, run_checks
+
+    checks = run_checks(with_spark=spark)
+    if as_json:
+        _print_json([c.__dict__ for c in checks])
+    else:
+        print_checks(out, checks)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
