@@ -8,22 +8,24 @@ starts no JVM. Every ``StewardError`` becomes one line on stderr and its documen
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from pipelines.config import LakeConfig, PipelineConfig, config_hash, load_config
-from pipelines.errors import StewardError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from pipelines.commands.common import (
+    ConfigOption,
+    JsonOption,
+    handles_errors,
+    lake_config,
+    out,
+    print_json,
+)
+from pipelines.commands.kb import kb_app
+from pipelines.commands.privacy import privacy_app
+from pipelines.commands.rules import rules_app
+from pipelines.config import PipelineConfig, config_hash, load_config
 
 app = typer.Typer(
     help="Steward: govern enterprise data on its way to LLM training sets and RAG.",
@@ -33,12 +35,7 @@ app = typer.Typer(
 run_app = typer.Typer(
     help="Run the pipeline: batch (Spark) or stream (Flink).", no_args_is_help=True
 )
-rules_app = typer.Typer(
-    help="Cleaning rule packs: lint, test, apply, preview.", no_args_is_help=True
-)
-privacy_app = typer.Typer(help="PII scan, treatment policies and the privacy budget.")
 synth_app = typer.Typer(help="Few-shot synthetic samples and their review queue.")
-kb_app = typer.Typer(help="The RAG knowledge base: load and search.")
 quality_app = typer.Typer(help="Quality gates and their reports.")
 runs_app = typer.Typer(help="The run ledger: what ran, with which counts.", no_args_is_help=True)
 lake_app = typer.Typer(help="The Iceberg lake: tables, snapshots, releases.", no_args_is_help=True)
@@ -54,40 +51,6 @@ for sub_app, name in (
 ):
     app.add_typer(sub_app, name=name)
 
-out = Console()
-err = Console(stderr=True)
-
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
-
-
-def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn a StewardError into one line on stderr and its exit code."""
-
-    @wraps(command)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except StewardError as exc:
-            err.print(f"[red]error:[/red] {exc.one_line()}", markup=True, highlight=False)
-            raise typer.Exit(int(exc.exit_code)) from None
-
-    return wrapper
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
-
-
-def _lake_config(config: Path) -> LakeConfig:
-    """The lake section of the config, or the default ``./lake`` when there is no config."""
-    if config.exists():
-        return load_config(config).lake
-    return LakeConfig(root=Path("lake").resolve())
-
-
 # -- run ---------------------------------------------------------------------------------------
 
 
@@ -102,7 +65,7 @@ def run_batch_command(
     pipeline = load_config(config)
     run_id, reports, seconds = _run_batch(pipeline, config)
     if as_json:
-        _print_json(batch_summary_json(run_id, reports, seconds))
+        print_json(batch_summary_json(run_id, reports, seconds))
     else:
         print_batch_summary(out, run_id, reports, seconds)
 
@@ -135,9 +98,9 @@ def runs_list(
     """The latest runs with their status."""
     from pipelines.ledger import RunLedger
 
-    runs = RunLedger(_lake_config(config).ledger).list_runs(limit)
+    runs = RunLedger(lake_config(config).ledger).list_runs(limit)
     if as_json:
-        _print_json(runs)
+        print_json(runs)
         return
     table = Table("run id", "kind", "status", "exit", "started", "finished", "error")
     for run in runs:
@@ -162,11 +125,11 @@ def runs_show(
     from pipelines.errors import ConfigError
     from pipelines.ledger import RunLedger
 
-    run = RunLedger(_lake_config(config).ledger).show_run(run_id)
+    run = RunLedger(lake_config(config).ledger).show_run(run_id)
     if run is None:
         raise ConfigError(f"no run {run_id} in the ledger")
     if as_json:
-        _print_json(run)
+        print_json(run)
         return
     out.print(
         f"run [bold]{run['run_id']}[/bold] ({run['kind']}): {run['status']}"
@@ -202,10 +165,10 @@ def lake_tables(config: ConfigOption = Path("pipeline.yaml"), as_json: JsonOptio
     """Every table in the lake (read with pyiceberg; no JVM)."""
     from pipelines.lake import Lake
 
-    lake = Lake(_lake_config(config))
+    lake = Lake(lake_config(config))
     names = lake.tables()
     if as_json:
-        _print_json(names)
+        print_json(names)
         return
     for name in names:
         out.print(name)
@@ -222,11 +185,11 @@ def lake_show(
     """A table's schema, current snapshot and first rows."""
     from pipelines.lake import Lake
 
-    lake = Lake(_lake_config(config))
+    lake = Lake(lake_config(config))
     rows = lake.read(table, limit=limit)
     snapshots = lake.snapshots(table)
     if as_json:
-        _print_json(
+        print_json(
             {
                 "table": table,
                 "schema": [{"name": f.name, "type": str(f.type)} for f in rows.schema],
@@ -252,9 +215,9 @@ def lake_snapshots(
     """A table's snapshots with their summaries (run ids, watermarks)."""
     from pipelines.lake import Lake
 
-    snapshots = Lake(_lake_config(config)).snapshots(table)
+    snapshots = Lake(lake_config(config)).snapshots(table)
     if as_json:
-        _print_json(snapshots)
+        print_json(snapshots)
         return
     for snap in snapshots:
         run = snap["summary"].get("steward.run-id", "")
@@ -273,9 +236,9 @@ def lake_release(
     """Publish an immutable plain-Parquet copy of curated.<dataset> for trainers."""
     from pipelines.lake import Lake
 
-    info = Lake(_lake_config(config)).release(dataset, snapshot_id=snapshot, version=version)
+    info = Lake(lake_config(config)).release(dataset, snapshot_id=snapshot, version=version)
     if as_json:
-        _print_json({**info.__dict__, "path": str(info.path)})
+        print_json({**info.__dict__, "path": str(info.path)})
         return
     verb = "released" if info.created else "already released"
     out.print(
@@ -314,7 +277,7 @@ def doctor_command(
 
     checks = run_checks(with_spark=spark)
     if as_json:
-        _print_json([c.__dict__ for c in checks])
+        print_json([c.__dict__ for c in checks])
     else:
         print_checks(out, checks)
     if not all(c.ok for c in checks):

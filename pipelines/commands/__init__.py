@@ -1,0 +1,1 @@
+"""The ``steward`` command groups, one module each; ``pipelines.cli`` assembles them."""

@@ -1,0 +1,52 @@
+"""What every command group shares: consoles, common options, error handling, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from pipelines.config import LakeConfig, load_config
+from pipelines.errors import StewardError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Path, typer.Option("--config", "-c", help="Pipeline config (YAML).", show_default=True)
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+
+
+def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn a StewardError into one line on stderr and its exit code."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except StewardError as exc:
+            err.print(f"[red]error:[/red] {exc.one_line()}", markup=True, highlight=False)
+            raise typer.Exit(int(exc.exit_code)) from None
+
+    return wrapper
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def lake_config(config: Path) -> LakeConfig:
+    """The lake section of the config, or the default ``./lake`` when there is no config."""
+    if config.exists():
+        return load_config(config).lake
+    return LakeConfig(root=Path("lake").resolve())
