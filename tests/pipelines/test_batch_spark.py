@@ -1,0 +1,274 @@
+"""The demo batch path end to end: real PostgreSQL, real Spark, a real Iceberg catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pyarrow as pa
+import pytest
+
+from pipelines.config import LakeConfig, PipelineConfig, load_config
+from pipelines.demo import write_demo_config
+from pipelines.demo_erp import DEMO_TABLES, load_demo_erp
+from pipelines.errors import ConfigError, ExitCode, LakeError, SourceError
+from pipelines.lake import LINEAGE_COLUMNS, Lake
+from pipelines.ledger import RunLedger
+from pipelines.local_postgres import PostgresInfo
+from pipelines.spark_job import EntityReport, run_batch
+from pipelines.transform import build_chain
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = [pytest.mark.spark, pytest.mark.postgres]
+
+
+@dataclass
+class DemoRun:
+    config: PipelineConfig
+    config_path: Path
+    run_id: str
+    reports: dict[str, EntityReport]
+    erp_rows: dict[str, int]
+
+
+def demo_config(tmp: Path, postgres: PostgresInfo, lake: LakeConfig) -> Path:
+    password_file = tmp / "erp-password"
+    password_file.write_text(postgres.password, encoding="utf-8")
+    return write_demo_config(
+        tmp / "pipeline.yaml",
+        port=postgres.port,
+        password_file=password_file,
+        lake_root=lake.root,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_run(
+    spark: SparkSession,
+    postgres: PostgresInfo,
+    lake_config: LakeConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> DemoRun:
+    erp_rows = load_demo_erp(postgres, scale=1)
+    path = demo_config(tmp_path_factory.mktemp("demo"), postgres, lake_config)
+    config = load_config(path)
+    run_id, reports = run_batch(spark, config, "test")
+    return DemoRun(config, path, run_id, {r.entity: r for r in reports}, erp_rows)
+
+
+def test_curated_equals_erp_minus_quarantined(demo_run: DemoRun, spark: SparkSession) -> None:
+    lake = Lake(demo_run.config.lake)
+    for table in DEMO_TABLES:
+        report = demo_run.reports[table.name]
+        assert report.rows_read == demo_run.erp_rows[table.name]
+        curated = lake.read(f"curated.{table.name}")
+        assert curated.num_rows == report.rows_read - report.quarantined - report.dropped
+        assert curated.num_rows == report.curated_rows
+        keys = curated["_source_key"].to_pylist()
+        assert len(set(keys)) == len(keys)
+    # The demo ERP plants spoiled prescriptions: they are in quarantine with a reason.
+    assert demo_run.reports["medical_orders"].quarantined >= 10
+    quarantine = lake.read("quarantine.cleaning").to_pylist()
+    spoiled = [r for r in quarantine if r["_entity"] == "medical_orders"]
+    assert len(spoiled) == demo_run.reports["medical_orders"].quarantined
+    assert all(r["_rule_id"] and r["_reason"] and r["record"] for r in spoiled)
+
+
+def test_lineage_columns_filled(demo_run: DemoRun) -> None:
+    lake = Lake(demo_run.config.lake)
+    curated = lake.read("curated.medical_orders")
+    for column in (*LINEAGE_COLUMNS, "_rules_version"):
+        assert curated[column].null_count == 0, column
+    row = curated.slice(0, 1).to_pylist()[0]
+    assert row["_source"] == "erp" and row["_entity"] == "medical_orders"
+    assert row["_run_id"] == demo_run.run_id
+    assert len(row["_content_hash"]) == 64
+
+
+def test_rules_were_applied(demo_run: DemoRun) -> None:
+    prescriptions = Lake(demo_run.config.lake).read("curated.medical_orders")["prescription"]
+    text = " ".join(p for p in prescriptions.to_pylist() if p)
+    assert "每日两次" in text
+    assert " bid" not in text.lower().replace("bidding", "")
+
+
+def test_spark_and_pyiceberg_read_the_same_rows(demo_run: DemoRun, spark: SparkSession) -> None:
+    lake = Lake(demo_run.config.lake)
+    for table in ("curated.orders", "curated.medical_orders", "raw.erp_invoices"):
+        from_python = lake.read(table).sort_by("_source_key")
+        from_spark = spark.table(f"steward.{table}").orderBy("_source_key").toArrow()
+        assert from_spark.column_names == from_python.column_names
+        for name in from_python.column_names:
+            left = from_python[name].to_pylist()
+            right = from_spark[name].to_pylist()
+            assert left == right, f"{table}.{name}"
+
+
+def test_ledger_balances_and_snapshots_carry_the_run(demo_run: DemoRun) -> None:
+    run = RunLedger(demo_run.config.lake.ledger).show_run(demo_run.run_id)
+    assert run is not None and run["status"] == "succeeded"
+    stages = {s["entity"]: s for s in run["stages"]}
+    assert set(stages) == {t.name for t in DEMO_TABLES}
+    for entity, stage in stages.items():
+        assert stage["rows_in"] == demo_run.erp_rows[entity]
+        assert stage["rows_in"] == stage["rows_out"] + stage["quarantined"] + stage["dropped"]
+    committed = {c["table_name"] for c in run["commits"]}
+    assert "steward.curated.medical_orders" in committed
+    snapshots = Lake(demo_run.config.lake).snapshots("raw.erp_orders")
+    assert snapshots[-1]["summary"]["steward.run-id"] == demo_run.run_id
+
+
+def test_rerun_with_same_inputs_adds_nothing(demo_run: DemoRun, spark: SparkSession) -> None:
+    lake = Lake(demo_run.config.lake)
+    before = {t.name: lake.snapshots(f"curated.{t.name}")[-1]["snapshot_id"] for t in DEMO_TABLES}
+    raw_before = lake.read("raw.erp_orders").num_rows
+    run_id, reports = run_batch(spark, demo_run.config, "test")
+    assert run_id != demo_run.run_id
+    for report in reports:
+        assert report.raw_new_versions == 0
+        curated = lake.read(f"curated.{report.entity}")
+        assert curated.num_rows == demo_run.reports[report.entity].curated_rows
+    assert lake.read("raw.erp_orders").num_rows == raw_before
+    quarantine = lake.read("quarantine.cleaning")
+    assert quarantine.num_rows == sum(r.quarantined for r in demo_run.reports.values())
+    after = {t.name: lake.snapshots(f"curated.{t.name}")[-1]["snapshot_id"] for t in DEMO_TABLES}
+    # Re-running reads, checks and commits nothing new to curated data.
+    for name in before:
+        assert lake.read(f"curated.{name}", snapshot_id=after[name]).num_rows == (
+            lake.read(f"curated.{name}", snapshot_id=before[name]).num_rows
+        )
+
+
+# -- failures: nothing half-written ------------------------------------------------------------
+
+
+@pytest.fixture
+def items_source(postgres: PostgresInfo) -> Callable[[str], None]:
+    """A small ERP table without a primary key constraint, so a test can plant duplicates."""
+
+    def sql(statement: str) -> None:
+        with psycopg.connect(postgres.dsn()) as db:
+            db.execute(statement)
+
+    sql(
+        "DROP SCHEMA IF EXISTS shop CASCADE; CREATE SCHEMA shop;"
+        " CREATE TABLE shop.items (item_id int, note text, updated_at timestamptz);"
+        " INSERT INTO shop.items SELECT i, '阿莫西林 0.5g bid #' || i, now()"
+        " FROM generate_series(1, 50) i;"
+    )
+    return sql
+
+
+def items_config(base: PipelineConfig, packs: list[str] | None = None) -> PipelineConfig:
+    erp = base.sources["erp"]
+    source = erp.model_copy(
+        update={
+            "db_schema": "shop",
+            "tables": [erp.tables[0].model_copy(update={"name": "items", "key": "item_id"})],
+        }
+    )
+    transform = base.transform.model_copy(update={"rule_packs": packs or ["common", "medical"]})
+    return base.model_copy(update={"sources": {"shop": source}, "transform": transform})
+
+
+def test_failed_write_leaves_previous_snapshot_and_rerun_duplicates_nothing(
+    demo_run: DemoRun, spark: SparkSession, items_source: Callable[[str], None]
+) -> None:
+    config = items_config(demo_run.config)
+    lake = Lake(config.lake)
+    run_batch(spark, config, "test")
+    good = lake.snapshots("clean.items")[-1]["snapshot_id"]
+    assert lake.read("clean.items").num_rows == 50
+
+    # A second version of key 7 in the same batch: the MERGE into clean fails mid-write.
+    items_source(
+        "UPDATE shop.items SET note = note || ' v2' WHERE item_id = 7;"
+        " INSERT INTO shop.items VALUES (7, 'duplicate key', now());"
+    )
+    with pytest.raises(LakeError) as caught:
+        run_batch(spark, config, "test")
+    assert caught.value.exit_code == ExitCode.LAKE
+    assert "nothing committed" in caught.value.message
+    assert lake.snapshots("clean.items")[-1]["snapshot_id"] == good
+    assert lake.read("clean.items").num_rows == 50
+    failed = RunLedger(config.lake.ledger).list_runs(1)[0]
+    assert failed["status"] == "failed" and failed["exit_code"] == ExitCode.LAKE
+
+    # The source is fixed; the re-run brings clean up to date without duplicates.
+    items_source("DELETE FROM shop.items WHERE note = 'duplicate key';")
+    run_batch(spark, config, "test")
+    clean = lake.read("clean.items")
+    assert clean.num_rows == 50
+    assert len(set(clean["_source_key"].to_pylist())) == 50
+    note_7 = [r["note"] for r in clean.to_pylist() if r["_source_key"] == "7"]
+    assert note_7 == ["阿莫西林 0.5g 每日两次 #7 v2"]
+    # raw keeps every version it saw, once: 50 + the changed key 7 + the duplicate.
+    assert lake.read("raw.shop_items").num_rows == 52
+
+
+def test_unknown_rule_pack_stops_before_anything_is_read(
+    demo_run: DemoRun, spark: SparkSession
+) -> None:
+    config = items_config(demo_run.config, packs=["common", "no_such_pack"])
+    runs_before = len(RunLedger(config.lake.ledger).list_runs(1000))
+    with pytest.raises(ConfigError, match="no_such_pack"):
+        run_batch(spark, config, "test", chain_factory=partial(build_chain, config.transform))
+    assert len(RunLedger(config.lake.ledger).list_runs(1000)) == runs_before + 1
+
+
+def test_wrong_password_is_a_terminal_source_error(
+    demo_run: DemoRun, spark: SparkSession, tmp_path: Path
+) -> None:
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password", encoding="utf-8")
+    erp = demo_run.config.sources["erp"]
+    config = demo_run.config.model_copy(
+        update={"sources": {"erp": erp.model_copy(update={"password_file": wrong})}}
+    )
+    with pytest.raises(SourceError) as caught:
+        run_batch(spark, config, "test")
+    assert "source erp" in caught.value.message
+    assert "wrong user or password" in caught.value.message
+    assert "not-the-password" not in caught.value.message
+    assert not caught.value.transient
+
+
+def test_unreachable_database_is_transient(demo_run: DemoRun, spark: SparkSession) -> None:
+    erp = demo_run.config.sources["erp"]
+    url = "jdbc:postgresql://127.0.0.1:1/erp"
+    config = demo_run.config.model_copy(
+        update={"sources": {"erp": erp.model_copy(update={"url": url})}}
+    )
+    with pytest.raises(SourceError) as caught:
+        run_batch(spark, config, "test")
+    assert "database unreachable" in caught.value.message
+    assert "127.0.0.1:1/erp" in caught.value.message
+    assert caught.value.transient
+
+
+def test_missing_table_names_it(demo_run: DemoRun, spark: SparkSession) -> None:
+    erp = demo_run.config.sources["erp"]
+    table = erp.tables[0].model_copy(update={"name": "no_such_table"})
+    config = demo_run.config.model_copy(
+        update={"sources": {"erp": erp.model_copy(update={"tables": [table]})}}
+    )
+    with pytest.raises(SourceError, match=r"erp\.no_such_table.*missing table"):
+        run_batch(spark, config, "test")
+
+
+def test_arrow_roundtrip_of_curated_is_plain(demo_run: DemoRun) -> None:
+    release = Lake(demo_run.config.lake).release("orders")
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(release.path)
+    assert isinstance(table, pa.Table) and table.num_rows == release.rows
+    frame = pd.read_parquet(release.path)
+    assert len(frame) == release.rows
+    assert set(LINEAGE_COLUMNS) <= set(frame.columns)
