@@ -1,1 +1,5 @@
-"""cleaning_rules"""
+"""YAML rule packs that clean text fields, and the engine that loads and applies them.
+
+The entry point is :mod:`cleaning_rules.engine` (``load_packs``, ``RuleSet``, ``RecordResult``);
+the pack format is described in ``cleaning_rules/README.md``.
+"""

@@ -42,6 +42,12 @@ def spark_session(spark: SparkConfig, lake: Lake) -> SparkSession:
         # Parquet files in the lake are zstd (Iceberg's write default too).
         .config("spark.sql.parquet.compression.codec", "zstd")
     )
+    if spark.master.startswith("local"):
+        # One machine: keep the driver on loopback instead of whatever interface the host
+        # name resolves to.
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
     for key, value in {**lake.spark_catalog_conf(), **spark.conf}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()

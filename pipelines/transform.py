@@ -12,5 +12,5 @@ def build_chain(config: TransformConfig) -> Chain:
     from cleaning_rules.engine import load_packs
     from cleaning_rules.stage import CleaningStage
 
-    ruleset = load_packs(config.rule_packs, timeout_s=config.rule_timeout_s)
+    ruleset = load_packs(config.rule_packs, timeout=config.rule_timeout_s)
     return Chain([CleaningStage(ruleset)])

@@ -1,0 +1,230 @@
+"""The rule actions, one small class each, registered under the name YAML uses in ``action``.
+
+Adding an action is adding a class here with ``@register_action``: the pack schema (a union
+discriminated by ``action``) is built from this registry, so nothing else changes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, TypeVar, get_args
+
+import regex
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from cleaning_rules.forms import FORMS
+from cleaning_rules.prefilter import pattern_prefilter, strings_prefilter
+from cleaning_rules.rules import (
+    CompiledRule,
+    RuleSpec,
+    TextRule,
+    VerdictRule,
+    compile_pattern,
+    flag_bits,
+    substitution,
+)
+
+ACTIONS: dict[str, type[RuleSpec]] = {}
+
+_Spec = TypeVar("_Spec", bound=type[RuleSpec])
+
+
+def register_action(cls: _Spec) -> _Spec:
+    """Register a rule class under the single value of its ``action: Literal[...]`` field."""
+    (name,) = get_args(cls.model_fields["action"].annotation)
+    if name in ACTIONS:
+        raise ValueError(f"rule action {name!r} registered twice")
+    ACTIONS[name] = cls
+    return cls
+
+
+def _fields(spec: RuleSpec) -> frozenset[str] | None:
+    return None if spec.fields is None else frozenset(spec.fields)
+
+
+@register_action
+class ReplaceRule(RuleSpec):
+    """Substitute every match of ``pattern`` by ``replacement`` (``\\1``, ``\\g<name>``)."""
+
+    action: Literal["replace"]
+    pattern: str
+    replacement: str
+
+    @field_validator("replacement")
+    @classmethod
+    def _template_valid(cls, value: str, info: ValidationInfo) -> str:
+        if "pattern" in info.data and "flags" in info.data:
+            compiled = compile_pattern(info.data["pattern"], info.data["flags"])
+            try:
+                _probe_match(compiled).expand(value)
+            except (regex.error, IndexError) as exc:
+                raise ValueError(f"invalid replacement template: {exc}") from exc
+        return value
+
+    def build(self) -> CompiledRule:
+        pattern = compile_pattern(self.pattern, self.flags)
+        return TextRule(
+            self.id,
+            _fields(self),
+            substitution(pattern, self.replacement),
+            pattern_prefilter(pattern),
+        )
+
+
+def _probe_match(pattern: regex.Pattern[str]) -> regex.Match[str]:
+    """A match with the same numbered and named groups as ``pattern``, all empty.
+
+    regex checks a replacement template only when something matches, so a bad group
+    reference would otherwise surface on the first matching record instead of at load time.
+    """
+    names = {number: name for name, number in pattern.groupindex.items()}
+    groups = "".join(
+        f"(?P<{names[number]}>)" if number in names else "()"
+        for number in range(1, pattern.groups + 1)
+    )
+    match = regex.match(groups, "")
+    assert match is not None  # empty groups always match the empty string
+    return match
+
+
+# A word character of a script written with spaces between words (Latin letters, digits, _).
+# Chinese and Japanese run words together, so "阿莫西林bid" still holds the word "bid", while
+# "bidding", "2bid" and "bid_x" do not; \b cannot tell, since it counts 林 as a word character.
+WORDISH = r"[^\W\p{Han}\p{Hiragana}\p{Katakana}\p{Hangul}]"
+_WORDISH = regex.compile(WORDISH)
+
+
+def table_pattern(keys: list[str], flags: int) -> regex.Pattern[str]:
+    """One alternation of ``keys``, longest first, with a word boundary on each side of a key
+    that starts or ends with a ``WORDISH`` character (a key edge in Han needs none)."""
+    branches: list[tuple[bool, bool, list[str]]] = []
+    for key in sorted(keys, key=lambda k: (-len(k), k)):
+        left = _WORDISH.match(key[0]) is not None
+        right = _WORDISH.match(key[-1]) is not None
+        # Consecutive keys with the same boundaries share one group; merging further would
+        # break longest-first order across groups.
+        if branches and branches[-1][:2] == (left, right):
+            branches[-1][2].append(regex.escape(key))
+        else:
+            branches.append((left, right, [regex.escape(key)]))
+    parts = [
+        ("(?<!" + WORDISH + ")" if left else "")
+        + "(?:"
+        + "|".join(escaped)
+        + ")"
+        + ("(?!" + WORDISH + ")" if right else "")
+        for left, right, escaped in branches
+    ]
+    return regex.compile("|".join(parts), flags)
+
+
+_MAP_FLAGS = ("IGNORECASE", "ASCII")
+
+
+@register_action
+class MapRule(RuleSpec):
+    """Replace each whole-word occurrence of a ``table`` key by its value (one alternation)."""
+
+    action: Literal["map"]
+    table: dict[str, str] = Field(min_length=1)
+
+    @field_validator("table")
+    @classmethod
+    def _keys_distinct(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if "" in value:
+            raise ValueError("a table key cannot be empty")
+        if "IGNORECASE" in info.data.get("flags", ()):
+            seen: dict[str, str] = {}
+            for key, expansion in value.items():
+                other = seen.setdefault(key.casefold(), key)
+                if other != key and value[other] != expansion:
+                    raise ValueError(
+                        f"keys {other!r} and {key!r} are equal under IGNORECASE "
+                        "but map to different values"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _no_pattern(self) -> MapRule:
+        if self.pattern is not None:
+            raise ValueError("a map rule builds its pattern from 'table'; remove 'pattern'")
+        # The table is matched literally: flags that change how a pattern is read or what
+        # '.', '^' and '$' mean do not apply (VERBOSE would even drop the space in "iv gtt").
+        extra = sorted(set(self.flags) - set(_MAP_FLAGS))
+        if extra:
+            raise ValueError(f"flags {', '.join(extra)} do not apply to a map table")
+        return self
+
+    def build(self) -> CompiledRule:
+        ignore_case = "IGNORECASE" in self.flags
+        fold = str.casefold if ignore_case else str
+        lookup = {fold(key): expansion for key, expansion in self.table.items()}
+
+        def expand(match: regex.Match[str]) -> str:
+            found = match.group()
+            return lookup.get(fold(found), found)
+
+        pattern = table_pattern(list(self.table), flag_bits(self.flags))
+        skip = strings_prefilter(self.table, ignore_case=ignore_case)
+        return TextRule(self.id, _fields(self), substitution(pattern, expand), skip)
+
+
+@register_action
+class NormalizeRule(RuleSpec):
+    """Apply a named normalisation ``form`` to the whole field, or to each ``pattern`` match."""
+
+    action: Literal["normalize"]
+    form: str
+
+    @field_validator("form")
+    @classmethod
+    def _form_known(cls, value: str, info: ValidationInfo) -> str:
+        form = FORMS.get(value)
+        if form is None:
+            raise ValueError(f"unknown form {value!r} (known: {', '.join(sorted(FORMS))})")
+        if form.needs_pattern and info.data.get("pattern") is None and "pattern" in info.data:
+            raise ValueError(f"form {value!r} works on matches: give a 'pattern'")
+        return value
+
+    def build(self) -> CompiledRule:
+        form = FORMS[self.form]
+        pattern = self.compiled_pattern()
+        if pattern is None:
+            apply = form.apply
+            return TextRule(self.id, _fields(self), lambda text, _: apply(text), form.unchanged)
+
+        def each_match(match: regex.Match[str]) -> str:
+            return form.apply(match.group())
+
+        skip = form.unchanged if form.local else pattern_prefilter(pattern)
+        return TextRule(self.id, _fields(self), substitution(pattern, each_match), skip)
+
+
+class _VerdictSpec(RuleSpec):
+    """Shared shape of the actions that judge a record instead of changing it."""
+
+    verdict: ClassVar[Literal["drop", "quarantine"]]
+
+    pattern: str
+    reason: str = Field(min_length=1)
+
+    def build(self) -> CompiledRule:
+        pattern = compile_pattern(self.pattern, self.flags)
+        return VerdictRule(
+            self.id, _fields(self), pattern, self.verdict, self.reason, pattern_prefilter(pattern)
+        )
+
+
+@register_action
+class DropRecordRule(_VerdictSpec):
+    """Drop the record (counted under the rule id) when ``pattern`` is found in a field."""
+
+    verdict = "drop"
+    action: Literal["drop_record"]
+
+
+@register_action
+class QuarantineRule(_VerdictSpec):
+    """Send the record to quarantine with ``reason`` when ``pattern`` is found in a field."""
+
+    verdict = "quarantine"
+    action: Literal["quarantine"]

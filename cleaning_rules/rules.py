@@ -1,0 +1,180 @@
+"""What a rule is: its YAML fields (validated with pydantic) and its compiled, runnable form.
+
+Each action (``replace``, ``map``…) subclasses :class:`RuleSpec` in ``actions.py`` and compiles
+itself into a :class:`TextRule` (changes the text) or a :class:`VerdictRule` (drops or
+quarantines the record). The engine only ever runs those two shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import regex
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+Verdict = Literal["keep", "drop", "quarantine"]
+FlagName = Literal["IGNORECASE", "MULTILINE", "DOTALL", "VERBOSE", "ASCII"]
+
+FLAGS: dict[str, int] = {
+    "IGNORECASE": regex.IGNORECASE,
+    "MULTILINE": regex.MULTILINE,
+    "DOTALL": regex.DOTALL,
+    "VERBOSE": regex.VERBOSE,
+    "ASCII": regex.ASCII,
+}
+
+RULE_ID = r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+$"
+
+
+def flag_bits(names: list[str]) -> int:
+    """The ``regex`` flag bits for flag names from YAML."""
+    bits = 0
+    for name in names:
+        bits |= FLAGS[name]
+    return bits
+
+
+def compile_pattern(pattern: str, flags: list[str]) -> regex.Pattern[str]:
+    """Compile a pack pattern; a pattern that does not compile raises ValueError for pydantic."""
+    try:
+        return regex.compile(pattern, flag_bits(flags))
+    except regex.error as exc:
+        raise ValueError(f"does not compile: {exc.msg} at position {exc.pos}") from exc
+
+
+class StrictModel(BaseModel):
+    """Pack models: unknown keys are errors (a typo must not be ignored), no type coercion
+    (YAML reads ``no`` as False and ``1.0`` as a float; quote them)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class ExampleSpec(StrictModel):
+    """A golden example: ``in`` and the expected ``out`` (omitted: unchanged) or ``verdict``."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    text: str = Field(alias="in")
+    out: str | None = None
+    verdict: Verdict | None = None
+
+    @property
+    def expected_text(self) -> str:
+        """The text the rule must produce (the input itself for a negative example)."""
+        return self.text if self.out is None else self.out
+
+    @property
+    def expected_verdict(self) -> Verdict:
+        """The verdict the rule must reach (``keep`` unless stated)."""
+        return self.verdict or "keep"
+
+
+class RuleSpec(StrictModel):
+    """Fields every rule has; an action subclass adds ``action`` and its own parameters.
+
+    Field order matters: pydantic validates in declaration order, and the pattern check needs
+    ``flags`` already validated.
+    """
+
+    verdict: ClassVar[Verdict | None] = None  # None: the action transforms text
+
+    id: str = Field(pattern=RULE_ID)
+    description: str = Field(min_length=1)
+    flags: list[FlagName] = []
+    pattern: str | None = None
+    fields: list[str] | None = Field(default=None, min_length=1)
+    examples: list[ExampleSpec] = Field(min_length=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and "flags" in info.data:
+            compile_pattern(value, info.data["flags"])
+        return value
+
+    @field_validator("examples")
+    @classmethod
+    def _examples_fit_action(cls, value: list[ExampleSpec]) -> list[ExampleSpec]:
+        for index, example in enumerate(value):
+            if cls.verdict is None and example.expected_verdict != "keep":
+                raise ValueError(
+                    f"[{index}]: a text rule cannot give verdict {example.verdict!r}; use 'out'"
+                )
+            if cls.verdict is not None:
+                if example.out is not None:
+                    raise ValueError(
+                        f"[{index}]: a {cls.verdict} rule does not change text; use 'verdict'"
+                    )
+                if example.expected_verdict not in ("keep", cls.verdict):
+                    raise ValueError(
+                        f"[{index}]: verdict must be {cls.verdict!r} or 'keep' for this action"
+                    )
+        return value
+
+    def compiled_pattern(self) -> regex.Pattern[str] | None:
+        """The compiled ``pattern`` with ``flags``, or None when the rule has none."""
+        return None if self.pattern is None else compile_pattern(self.pattern, self.flags)
+
+    def build(self) -> CompiledRule:
+        """Compile this rule into the form the engine runs."""
+        raise NotImplementedError
+
+
+Replacement = str | Callable[["regex.Match[str]"], str]
+Rewrite = Callable[[str, float | None], str]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TextRule:
+    """A compiled rule that rewrites a field.
+
+    ``rewrite(text, timeout)`` returns the new text; ``skip`` is an optional cheap test that is
+    True only when the rule cannot change the text (a required literal is absent, the text is
+    already normal), so the rewrite can be left out.
+    """
+
+    rule_id: str
+    fields: frozenset[str] | None
+    rewrite: Rewrite
+    skip: Callable[[str], bool] | None = None
+
+    verdict: ClassVar[None] = None
+    reason: ClassVar[None] = None
+
+    def transform(self, text: str, timeout: float | None) -> str:
+        """The rewritten text; raises TimeoutError when a regex runs past ``timeout`` s."""
+        if self.skip is not None and self.skip(text):
+            return text
+        return self.rewrite(text, timeout)
+
+
+def substitution(pattern: regex.Pattern[str], replacement: Replacement) -> Rewrite:
+    """A rewrite that substitutes every match of ``pattern``, under the timeout."""
+    return lambda text, timeout: pattern.sub(replacement, text, timeout=timeout)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class VerdictRule:
+    """A compiled rule that drops or quarantines the record when ``pattern`` is found."""
+
+    rule_id: str
+    fields: frozenset[str] | None
+    pattern: regex.Pattern[str]
+    verdict: Literal["drop", "quarantine"]
+    reason: str
+    skip: Callable[[str], bool] | None = None  # True only when the pattern cannot match
+
+    def matches(self, text: str, timeout: float | None) -> bool:
+        """Whether the rule fires on ``text``; raises TimeoutError past ``timeout`` s."""
+        if self.skip is not None and self.skip(text):
+            return False
+        return self.found(text, timeout)
+
+    def found(self, text: str, timeout: float | None) -> bool:
+        """Whether ``pattern`` occurs in ``text`` (no prefilter); TimeoutError past ``timeout``."""
+        return self.pattern.search(text, timeout=timeout) is not None
+
+
+CompiledRule = TextRule | VerdictRule

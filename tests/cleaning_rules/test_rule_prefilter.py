@@ -1,0 +1,88 @@
+"""The prefilter: it may only skip a text that the pattern cannot match."""
+
+from __future__ import annotations
+
+import pytest
+import regex
+
+from cleaning_rules.prefilter import pattern_prefilter, required_strings, strings_prefilter
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ("abc", {"abc"}),
+        (r"\d{4}年\d{1,2}月", {"年"}),
+        (r"ab?c", {"a"}),  # b is optional: neither "ab" nor "abc" is required
+        (r"abcd*", {"abc"}),
+        (r"abc+d", {"abc"}),
+        (r"x{2}yz", {"yz"}),
+        (r"\x1b\[[0-?]*m", {"\x1b["}),
+        (r"\.\$", {".$"}),
+        (r"a(?:bcd)?e", {"a"}),
+        (r"(?<=\d)\s*克", {"克"}),
+        (r"[]x]yz", {"]yz", "xyz"}),
+        (r"[mM][gG]", {"mg", "mG", "Mg", "MG"}),
+        (r"\p{Han}+药", {"药"}),
+        (r"毫克|mg", {"毫克", "mg"}),
+        (r"(?:kg|公斤)x", {"kg", "公斤"}),
+        (r"[\u202a-\u202c]", {"\u202a", "\u202b", "\u202c"}),
+        (r"(?P<y>\d{4})年", {"年"}),
+        (r"(?i:ab)c", {"c"}),
+        (r"a|\d", None),  # a branch that requires nothing
+        (r"x{e<=1}", None),  # fuzzy matching is not modelled
+        (r"(x)?(?(1)a|b)", None),  # a conditional
+        (r"\d+", None),
+        (r"[a-z]", None),
+        (r"[^abc]", None),
+    ],
+)
+def test_required_strings(pattern: str, expected: set[str] | None) -> None:
+    found = required_strings(regex.compile(pattern))
+    assert (None if found is None else set(found)) == expected
+
+
+def test_verbose_patterns_get_no_prefilter() -> None:
+    assert required_strings(regex.compile("a b c", regex.VERBOSE)) is None
+    assert required_strings(regex.compile("abc", regex.MULTILINE)) == {"abc"}
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"ab?c",
+        r"x(?:yz)*w",
+        r"(?<!\d)\d{4}\s?年",
+        r"colou?r",
+        r"a\.?b",
+        r"[ab]+c{0,2}d",
+        r"(?i)Kelvin",
+        r"(?i)straße",
+        r"hs|h\.s\.",
+        r"[\u200b\u200c]|\u200d(?!x)",
+    ],
+)
+def test_prefilter_never_skips_a_match(pattern: str) -> None:
+    compiled = regex.compile(pattern)
+    cannot_match = pattern_prefilter(compiled)
+    texts = [
+        "ac", "abc", "xw", "xyzyzw", "2024年", "2024 年", "color", "ab", "a.b", "aad", "cd",
+        "KELVIN", "\u212aelvin", "STRASSE", "Straße", "HS", "h.s.", "a\u200cb", "\u200dy",
+    ]  # fmt: skip
+    for text in texts:
+        if compiled.search(text) is not None:
+            assert cannot_match is None or not cannot_match(text), (pattern, text)
+
+
+def test_strings_prefilter_ignoring_case() -> None:
+    cannot_match = strings_prefilter(["bid", "qd"], ignore_case=True)
+    assert cannot_match is not None
+    assert not cannot_match("阿莫西林 BID")
+    assert cannot_match("阿莫西林")
+
+
+def test_many_strings_become_a_character_test() -> None:
+    cannot_match = strings_prefilter(["每天2次", "每日3次", "一日二次", "每晚1次", "一日4次"])
+    assert cannot_match is not None
+    assert cannot_match("每日两回")
+    assert not cannot_match("一日4次")
