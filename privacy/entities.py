@@ -1,0 +1,264 @@
+"""The PII types Steward detects, as data: patterns, base scores, context words, a validator.
+
+Each entry follows Presidio's recognizer shape: a pattern finds candidates with a base score,
+the named validator (``privacy/validators.py``) confirms or rejects a candidate, and context
+words just before a match raise its score. The names here are the names that appear in
+policy YAML, findings and the ledger.
+
+Boundaries are written as ``(?<![0-9A-Za-z])`` rather than ``\\b``: in Python ``\\w`` includes
+CJK characters, so ``\\b`` would miss ``手机13800138000``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_B = r"(?<![0-9A-Za-z])"  # no ASCII letter or digit before
+_E = r"(?![0-9A-Za-z])"  # none after
+# The same boundary checked after the first character: "(?<![0-9A-Za-z].)". A pattern that
+# starts with a lookbehind gives Python's regex engine no first-character set, so it tries
+# every position; starting with a character class lets it skip ahead (1.6x on digit-led
+# patterns in bench/privacy_scan.py).
+_B1 = r"(?<![0-9A-Za-z].)"
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    """One regex for an entity type.
+
+    ``hint`` is a substring without which the pattern cannot match; texts lacking it skip
+    the regex entirely (most text has no ``@``). ``requires_context`` patterns are too
+    generic to report alone (a bare 9-digit number is an SSN only if someone says so).
+    ``trim`` retries a rejected match without its trailing space-separated groups, for
+    formats written in groups that a following word can extend (IBAN).
+    """
+
+    name: str
+    regex: str
+    score: float
+    hint: str | None = None
+    requires_context: bool = False
+    trim: bool = False
+
+
+@dataclass(frozen=True)
+class EntityType:
+    name: str
+    patterns: tuple[PatternSpec, ...]
+    context: tuple[str, ...]
+    validator: str | None
+    # Canonical form used for pseudonymisation, so that "138-0013-8000" in one source and
+    # "+86 13800138000" in another give the same token and still join.
+    normalize: Callable[[str], str]
+    checksummed: bool = False
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _compact_upper(text: str) -> str:
+    return "".join(text.split()).replace("-", "").upper()
+
+
+def _mobile(text: str) -> str:
+    digits = _digits(text)
+    return digits[-11:]
+
+
+def _ip(text: str) -> str:
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return text
+
+
+ENTITY_TYPES: tuple[EntityType, ...] = (
+    # Order is priority: when two types claim the same span with the same score, the earlier
+    # one wins (an 18-digit ID that also passes Luhn is an ID, not a card).
+    EntityType(
+        name="CN_RESIDENT_ID",
+        patterns=(
+            PatternSpec(
+                "ric18",
+                r"[1-9]" + _B1 + r"\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+                r"\d{3}[\dXx]" + _E,
+                0.5,
+            ),
+        ),
+        context=("身份证", "证件号", "公民身份", "居民身份", "id card", "resident id", "identity"),
+        validator="cn_ric",
+        normalize=_compact_upper,
+        checksummed=True,
+    ),
+    EntityType(
+        name="CN_USCC",
+        patterns=(
+            PatternSpec(
+                "uscc",
+                r"[0-9A-HJ-NPQRTUWXY]"
+                + _B1
+                + r"[0-9A-HJ-NPQRTUWXY]\d{6}[0-9A-HJ-NPQRTUWXY]{10}"
+                + _E,
+                0.4,
+            ),
+        ),
+        context=("统一社会信用代码", "信用代码", "税号", "纳税人识别号", "uscc", "credit code"),
+        validator="cn_uscc",
+        normalize=_compact_upper,
+        checksummed=True,
+    ),
+    EntityType(
+        name="BANK_CARD",
+        patterns=(
+            PatternSpec("card_plain", r"\d" + _B1 + r"\d{12,18}" + _E, 0.4),
+            PatternSpec(
+                "card_grouped", r"\d" + _B1 + r"\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}" + _E, 0.4
+            ),
+            PatternSpec("card_amex", r"3" + _B1 + r"[47]\d{2}([ -])\d{6}\1\d{5}" + _E, 0.4),
+        ),
+        context=(
+            "银行卡",
+            "卡号",
+            "信用卡",
+            "借记卡",
+            "card",
+            "credit",
+            "debit",
+            "visa",
+            "mastercard",
+            "amex",
+            "unionpay",
+            "银联",
+        ),
+        validator="luhn_card",
+        normalize=_digits,
+        checksummed=True,
+    ),
+    EntityType(
+        name="IBAN",
+        patterns=(
+            PatternSpec(
+                "iban",
+                r"[A-Z]" + _B1 + r"[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?" + _E,
+                0.4,
+                trim=True,
+            ),
+        ),
+        context=("iban", "账户", "账号", "account", "bank", "konto"),
+        validator="iban",
+        normalize=_compact_upper,
+        checksummed=True,
+    ),
+    EntityType(
+        name="EMAIL",
+        patterns=(
+            PatternSpec(
+                "email",
+                r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@"
+                r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+                r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}"
+                r"(?![A-Za-z0-9-])",
+                0.9,
+                hint="@",
+            ),
+        ),
+        context=("邮箱", "电子邮件", "email", "e-mail", "mail"),
+        validator=None,
+        normalize=str.lower,
+    ),
+    EntityType(
+        name="US_SSN",
+        patterns=(
+            PatternSpec(
+                "ssn_dashed", r"\d(?<![0-9A-Za-z-].)\d{2}-\d{2}-\d{4}(?![0-9A-Za-z-])", 0.6
+            ),
+            PatternSpec("ssn_spaced", r"\d" + _B1 + r"\d{2} \d{2} \d{4}" + _E, 0.3),
+            PatternSpec("ssn_bare", r"\d" + _B1 + r"\d{8}" + _E, 0.2, requires_context=True),
+        ),
+        context=("ssn", "social security", "社会安全号", "社保号"),
+        validator="us_ssn",
+        normalize=_digits,
+    ),
+    EntityType(
+        name="CN_MOBILE",
+        patterns=(
+            PatternSpec(
+                "mobile",
+                r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}" + _E,
+                0.6,
+            ),
+        ),
+        context=("手机", "电话", "联系方式", "联系电话", "mobile", "phone", "cell", "tel"),
+        validator="cn_mobile",
+        normalize=_mobile,
+    ),
+    EntityType(
+        name="CN_LANDLINE",
+        patterns=(
+            PatternSpec(
+                "landline_sep", _B + r"(?:\(0\d{2,3}\)|0\d{2,3}[ -])[2-9]\d{6,7}" + _E, 0.55
+            ),
+            PatternSpec("landline_plain", r"0" + _B1 + r"\d{2,3}[2-9]\d{6,7}" + _E, 0.2),
+        ),
+        context=("电话", "座机", "固话", "传真", "tel", "phone", "landline", "fax"),
+        validator=None,
+        normalize=_digits,
+    ),
+    EntityType(
+        name="IP_ADDRESS",
+        patterns=(
+            PatternSpec(
+                "ipv4",
+                r"\d(?<![0-9A-Za-z.].)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![0-9A-Za-z]|\.\d)",
+                0.7,
+                hint=".",
+            ),
+            PatternSpec(
+                "ipv6",
+                r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}"
+                r"(?:[0-9A-Fa-f]{1,4}|:|(?:\d{1,3}\.){3}\d{1,3})(?![0-9A-Za-z:])",
+                0.7,
+                hint=":",
+            ),
+        ),
+        context=("ip", "地址", "host", "client", "server", "remote"),
+        validator="ip",
+        normalize=_ip,
+    ),
+    EntityType(
+        name="PASSPORT",
+        patterns=(
+            # People's Republic of China passports: E + 8 digits, or E + letter + 7 digits;
+            # older G/D/S/P series. Without a context word these are just codes.
+            PatternSpec(
+                "cn_passport", r"[EGDSP]" + _B1 + r"(?:(?<=E)[0-9A-HJ-NP-Z]\d{7}|\d{8})" + _E, 0.3
+            ),
+            PatternSpec("us_passport", r"\d" + _B1 + r"\d{8}" + _E, 0.15, requires_context=True),
+        ),
+        context=("护照", "passport"),
+        validator=None,
+        normalize=_compact_upper,
+    ),
+)
+
+ENTITY_REGISTRY: dict[str, EntityType] = {entity.name: entity for entity in ENTITY_TYPES}
+ENTITY_NAMES: tuple[str, ...] = tuple(ENTITY_REGISTRY)
+CHECKSUMMED_TYPES: tuple[str, ...] = tuple(e.name for e in ENTITY_TYPES if e.checksummed)
+
+
+def context_regex(entity: EntityType) -> re.Pattern[str]:
+    """One case-insensitive alternation of an entity's context words."""
+    words = sorted(entity.context, key=len, reverse=True)
+    return re.compile("|".join(_context_word(word) for word in words), re.IGNORECASE)
+
+
+def _context_word(word: str) -> str:
+    # Latin words need edges ("ip" must not fire inside "zip", "tel" inside "hotel");
+    # Chinese has no spaces between words, so a CJK word matches anywhere.
+    if word.isascii():
+        return r"(?<![A-Za-z])" + re.escape(word) + r"(?![A-Za-z])"
+    return re.escape(word)

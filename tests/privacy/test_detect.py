@@ -1,0 +1,123 @@
+"""Detection: every type on positives and hard negatives, context, offsets, batching."""
+
+from __future__ import annotations
+
+import pytest
+
+from privacy.detect import Detector
+from privacy.entities import CHECKSUMMED_TYPES, ENTITY_NAMES
+
+DETECTOR = Detector()
+
+# (text, type, matched substring): each must be found with exactly these offsets.
+POSITIVES = [
+    ("身份证号 11010519491231002X 已核验", "CN_RESIDENT_ID", "11010519491231002X"),
+    ("id 440305199003071236", "CN_RESIDENT_ID", "440305199003071236"),
+    ("手机13800138000联系", "CN_MOBILE", "13800138000"),
+    ("call +86 139-0013-9000 now", "CN_MOBILE", "+86 139-0013-9000"),
+    ("card 4111 1111 1111 1111 exp 09/27", "BANK_CARD", "4111 1111 1111 1111"),
+    ("银联卡号6222021234567890128", "BANK_CARD", "6222021234567890128"),
+    ("mc 5500-0000-0000-0004", "BANK_CARD", "5500-0000-0000-0004"),
+    ("amex 3782 822463 10005", "BANK_CARD", "3782 822463 10005"),
+    ("mail Zhang.Wei+x@mail.example.com.cn.", "EMAIL", "Zhang.Wei+x@mail.example.com.cn"),
+    ("client 203.0.113.9 connected", "IP_ADDRESS", "203.0.113.9"),
+    ("from 2001:db8::8a2e:370:7334 ok", "IP_ADDRESS", "2001:db8::8a2e:370:7334"),
+    ("IBAN DE89 3704 0044 0532 0130 00 FROM ACME", "IBAN", "DE89 3704 0044 0532 0130 00"),
+    ("pay GB82WEST12345698765432", "IBAN", "GB82WEST12345698765432"),
+    ("SSN: 536-90-4399", "US_SSN", "536-90-4399"),
+    ("social security 536904399", "US_SSN", "536904399"),
+    ("统一社会信用代码91110000600037341L", "CN_USCC", "91110000600037341L"),
+    ("护照号码 E12345678", "PASSPORT", "E12345678"),
+    ("passport no. EA1234567", "PASSPORT", "EA1234567"),
+    ("电话 010-62345678", "CN_LANDLINE", "010-62345678"),
+    ("tel (0755)86001234 ext", "CN_LANDLINE", "(0755)86001234"),
+]
+
+# Look-alikes that must produce no finding at all.
+HARD_NEGATIVES = [
+    "订单号 20240516123456789012",  # 20-digit order number
+    "ts 1712345678901 ms",  # 13-digit millisecond timestamp (starts with 1: no card network)
+    "invoice 4111111111111112",  # Visa prefix, Luhn fails
+    "id 11010519491231002Y",  # RIC with a letter that is not X
+    "id 110105194912310021",  # RIC with a wrong check digit
+    "id 110105194913310029",  # RIC with month 13
+    "uscc 91110000600037341M",  # USCC with a wrong check character
+    "ssn 000-12-3456 and 666-12-3456 and 078-05-1120",  # never issued / advertising
+    "version v1.2.3.4 and 10.0.0.256 and 1.2.3.4.5",
+    "time 12:30:45 and std::map and ::",
+    "IBAN DE89 3704 0044 0532 0130 01",  # mod-97 fails
+    "mobile 12800138000",  # no 12x mobile prefix
+    "E12345678",  # passport-shaped code without context
+    "name@localhost",  # no top-level domain
+    "date 2024-05-16 13:45:12, price 1,234.56, qty 100000",
+]
+
+
+@pytest.mark.parametrize(("text", "entity", "expected"), POSITIVES)
+def test_positive(text: str, entity: str, expected: str) -> None:
+    findings = DETECTOR.scan(text)
+    matched = [(f.type, text[f.start : f.end]) for f in findings]
+    assert (entity, expected) in matched, matched
+
+
+@pytest.mark.parametrize("text", HARD_NEGATIVES)
+def test_hard_negative(text: str) -> None:
+    assert [(f.type, text[f.start : f.end]) for f in DETECTOR.scan(text)] == []
+
+
+def test_every_type_has_a_positive() -> None:
+    assert {entity for _, entity, _ in POSITIVES} == set(ENTITY_NAMES)
+
+
+def test_checksummed_types_are_confirmed_at_full_score() -> None:
+    for text, entity, _ in POSITIVES:
+        if entity in CHECKSUMMED_TYPES:
+            (finding,) = [f for f in DETECTOR.scan(text) if f.type == entity]
+            assert finding.score == 1.0 and finding.verdict == "confirmed"
+
+
+def test_context_word_raises_score_and_is_explained() -> None:
+    (bare,) = DETECTOR.scan("13800138000")
+    (framed,) = DETECTOR.scan("手机: 13800138000")
+    assert framed.score > bare.score
+    assert framed.context_word == "手机" and "context '手机'" in framed.explanation()
+
+
+def test_context_words_need_word_edges_in_latin_text() -> None:
+    (finding,) = DETECTOR.scan("hotel 13800138000")
+    assert finding.context_word is None
+
+
+def test_context_only_patterns_need_context() -> None:
+    assert DETECTOR.scan("ref 536904399") == []
+
+
+def test_overlap_keeps_the_confirmed_type() -> None:
+    # An 18-digit RIC contains an 11-digit run that looks like a mobile: one finding only.
+    assert [f.type for f in DETECTOR.scan("11010519491231002X")] == ["CN_RESIDENT_ID"]
+
+
+def test_tie_between_confirmed_types_goes_to_priority() -> None:
+    # Valid RIC that also passes Luhn with a Visa prefix: the ID wins (earlier in the registry).
+    assert [f.type for f in DETECTOR.scan("440305199003071156")] == ["CN_RESIDENT_ID"]
+
+
+def test_scan_many_equals_scan_per_text() -> None:
+    texts = [text for text, _, _ in POSITIVES] + [None, ""] + HARD_NEGATIVES
+    assert DETECTOR.scan_many(texts) == [DETECTOR.scan(t) if t else [] for t in texts]
+
+
+def test_type_subset_and_threshold() -> None:
+    text = "mail a@b.com 13800138000"
+    assert [f.type for f in Detector(["EMAIL"]).scan(text)] == ["EMAIL"]
+    assert [f.type for f in Detector(threshold=0.7).scan(text)] == ["EMAIL"]
+    with pytest.raises(ValueError, match="unknown PII types: NOPE"):
+        Detector(["NOPE"])
+
+
+def test_json_shape_hides_text_unless_asked() -> None:
+    text = "a@b.com"
+    (finding,) = DETECTOR.scan(text)
+    assert "text" not in finding.as_json()
+    assert finding.as_json(text)["text"] == "a@b.com"
+    assert finding.as_json()["start"] == 0 and finding.as_json()["end"] == 7
