@@ -104,10 +104,16 @@ class JdbcReader:
             frame = self.spark.read.format("jdbc").options(**options).load()
         except Exception as exc:
             raise source_error(self.source_name, self.source, what, exc) from None
-        if table.key not in frame.columns:
-            raise SourceError(
-                f"source {self.source_name}, {what}: key column {table.key!r} not in"
-                f" {sorted(frame.columns)}",
-                stage="ingest",
-            )
+        for role, column in (
+            ("key", table.key),
+            ("watermark", table.watermark),
+            ("soft_delete_column", table.soft_delete_column),
+            ("partition_column", table.partition_column),
+        ):
+            if column is not None and column not in frame.columns:
+                raise SourceError(
+                    f"source {self.source_name}, {what}: {role} column {column!r} is not in"
+                    f" the table (columns: {', '.join(frame.columns)})",
+                    stage="ingest",
+                )
         return frame

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -90,6 +91,10 @@ class JdbcTable(_Model):
     watermark: Identifier | None = None
     # Partitioned parallel reads: a numeric column; bounds are computed from the table.
     partition_column: Identifier | None = None
+    # Late commits: re-read this far behind the stored watermark (re-read rows change nothing).
+    lookback: timedelta = timedelta(0)
+    # A boolean column marking rows deleted at the source (removed from clean and curated).
+    soft_delete_column: Identifier | None = None
 
     @property
     def entity_name(self) -> str:
@@ -154,6 +159,19 @@ class TransformConfig(_Model):
     rule_timeout_s: float = Field(default=0.1, gt=0, le=10)
 
 
+class PrivacyConfig(_Model):
+    """Treatment policies (``privacy/policy.py`` YAML) per entity; ``default`` for the rest.
+
+    An entity with neither its own policy nor a default passes the privacy stage untreated,
+    so production configs should set ``default`` (fail closed)."""
+
+    policies: dict[Identifier, Path] = {}
+    default: Path | None = None
+
+    def policy_for(self, entity: str) -> Path | None:
+        return self.policies.get(entity, self.default)
+
+
 class PipelineConfig(_Model):
     """The whole ``pipeline.yaml``."""
 
@@ -161,6 +179,7 @@ class PipelineConfig(_Model):
     spark: SparkConfig = SparkConfig()
     sources: dict[Identifier, JdbcSource] = Field(min_length=1)
     transform: TransformConfig = TransformConfig()
+    privacy: PrivacyConfig | None = None
 
 
 def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
@@ -176,7 +195,15 @@ def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
         )
         for name, source in config.sources.items()
     }
-    return config.model_copy(update={"lake": lake, "sources": sources})
+    privacy = config.privacy
+    if privacy is not None:
+        privacy = privacy.model_copy(
+            update={
+                "policies": {name: anchor(path) for name, path in privacy.policies.items()},
+                "default": anchor(privacy.default) if privacy.default else None,
+            }
+        )
+    return config.model_copy(update={"lake": lake, "sources": sources, "privacy": privacy})
 
 
 def load_config(path: Path) -> PipelineConfig:

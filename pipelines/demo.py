@@ -8,6 +8,8 @@ Iceberg lake, publishes a release of every curated table and prints the summary.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 import time
 from importlib import resources
@@ -18,16 +20,36 @@ from rich.console import Console
 
 from pipelines.config import config_hash, load_config
 
+DEMO_FILES = resources.files("pipelines").joinpath("demo")
+PSEUDONYM_KEY_ENV = "STEWARD_PSEUDONYM_KEY"
+
 
 def write_demo_config(path: Path, *, port: int, password_file: Path, lake_root: Path) -> Path:
     """Render the shipped example config for a demo database and lake."""
-    template = resources.files("pipelines").joinpath("demo/pipeline.yaml").read_text("utf-8")
-    text = Template(template).substitute(
-        port=port, password_file=str(password_file), lake_root=str(lake_root)
-    )
+    template = DEMO_FILES.joinpath("pipeline.yaml").read_text("utf-8")
+    with resources.as_file(DEMO_FILES.joinpath("privacy")) as policy_dir:
+        text = Template(template).substitute(
+            port=port,
+            password_file=str(password_file),
+            lake_root=str(lake_root),
+            policy_dir=str(policy_dir),
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def ensure_demo_key(workdir: Path) -> None:
+    """The demo's pseudonymisation key: the environment's if set, else a random key kept in
+    a 0600 file in the demo folder (so tokens stay stable across demo runs)."""
+    if os.environ.get(PSEUDONYM_KEY_ENV):
+        return
+    key_file = workdir / "pseudonym.key"
+    if not key_file.exists():
+        workdir.mkdir(parents=True, exist_ok=True)
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_hex(32), encoding="utf-8")
+    os.environ[PSEUDONYM_KEY_ENV] = key_file.read_text(encoding="utf-8").strip()
 
 
 def run_demo(workdir: Path, lake_root: Path, scale: int, console: Console, as_json: bool) -> None:
@@ -39,6 +61,7 @@ def run_demo(workdir: Path, lake_root: Path, scale: int, console: Console, as_js
     from pipelines.spark_session import spark_session
 
     started = time.perf_counter()
+    ensure_demo_key(workdir)
     server = LocalPostgres(workdir / "postgres")
     with server as info, console.status("Preparing the demo ERP…") as status:
         erp_rows = load_demo_erp(info, scale=scale)

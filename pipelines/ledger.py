@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS stage_counts (
     duration_s REAL NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS warnings (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    message TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS commits (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
     table_name TEXT NOT NULL,
@@ -144,7 +149,7 @@ class RunLedger:
         return [dict(row) for row in rows]
 
     def show_run(self, run_id: str) -> dict[str, Any] | None:
-        """The run row with its ``stages`` and ``commits``; None if unknown."""
+        """The run row with its ``stages``, ``commits`` and ``warnings``; None if unknown."""
         with self._connect() as db:
             run = db.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             if run is None:
@@ -157,9 +162,13 @@ class RunLedger:
                 " WHERE run_id = ? ORDER BY rowid",
                 (run_id,),
             ).fetchall()
+            warnings = db.execute(
+                "SELECT message FROM warnings WHERE run_id = ? ORDER BY rowid", (run_id,)
+            ).fetchall()
         result = dict(run)
         result["stages"] = [{**dict(row), "reasons": json.loads(row["reasons"])} for row in stages]
         result["commits"] = [dict(row) for row in commits]
+        result["warnings"] = [row["message"] for row in warnings]
         return result
 
 
@@ -194,6 +203,11 @@ class RunRecord:
             raise AccountingError(
                 counts.describe_imbalance(), stage=counts.stage, run_id=self.run_id
             )
+
+    def record_warning(self, message: str) -> None:
+        """Something a person should know that did not stop the run (a new source column)."""
+        with self.ledger._connect() as db:
+            db.execute("INSERT INTO warnings VALUES (?, ?, ?)", (self.run_id, message, _now()))
 
     def record_commit(self, table: str, snapshot_id: int | None, operation: str) -> None:
         with self.ledger._connect() as db:

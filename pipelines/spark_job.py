@@ -1,9 +1,18 @@
-"""The batch job on Spark: ERP tables → raw → transform chain → clean, quarantine → curated.
+"""The batch job on Spark: ERP tables → transform chain → clean, quarantine, raw → curated.
 
-Each zone write is one Iceberg commit. Spark only executes: the chain (``pipelines.chain``)
-decides what happens to each row, and the ledger's counts are tallied from the chain's tagged
-output before anything is written to clean or curated, so an unbalanced run fails without
-publishing.
+Spark only executes: the chain (``pipelines.chain``) decides what happens to each row, and the
+ledger's counts are tallied from the chain's tagged output before anything is written, so an
+unbalanced run fails without publishing.
+
+Order of the commits for one entity, and why:
+
+1. ``quarantine.<stage>`` and ``clean.<entity>`` take the rows of this read (``MERGE INTO``,
+   only rows that actually changed, so an unchanged re-run commits nothing);
+2. ``raw.<source>_<entity>`` appends the row versions it has not seen, and its snapshot summary
+   carries the watermark the read covered. This is the commit that moves the incremental
+   state, and it comes after clean: a run that dies earlier leaves the watermark where it was,
+   so the next run re-reads the same window (and re-reading changes nothing);
+3. ``curated.<entity>`` is brought level with clean (new, changed and deleted keys).
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest.erp import JdbcReader
 from ingest.lineage import with_lineage
@@ -23,10 +32,15 @@ from pipelines.ledger import RunRecord
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 _OUTCOME_COLUMNS = [f.name for f in OUTCOME_FIELDS]
 _TABLE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "zstd"}
+# Columns that say which version of the rules and policies produced a row: a change in any of
+# them re-publishes the row even when its source content did not change.
+_VERSION_COLUMNS = ("_content_hash", "_rules_version", "_privacy_policy_version")
+WATERMARK_PROPERTY = "steward.watermark"
+DELETES_TABLE = "_deletes"
 
 
 @dataclass
@@ -40,21 +54,47 @@ class EntityReport:
     kept: int = 0
     quarantined: int = 0
     dropped: int = 0
+    deleted: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
     curated_rows: int = 0
+    watermark: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _run_chain_on_partition(
-    chain_factory: Callable[[], Chain],
-) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
-    """The ``mapInArrow`` function: builds the chain once per partition on the worker (rule
-    packs compile there instead of being pickled) and tags every row."""
+@dataclass(frozen=True)
+class Watermark:
+    """How far a source table has been read: the newest watermark value and, among rows with
+    that value, the greatest key (so rows committed in the same instant are not skipped)."""
+
+    column: str
+    value: str
+    key: str
+
+    def to_summary(self) -> dict[str, str]:
+        prefix = f"{WATERMARK_PROPERTY}."
+        return {
+            prefix + "column": self.column,
+            prefix + "value": self.value,
+            prefix + "key": self.key,
+        }
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, str]) -> Watermark | None:
+        prefix = f"{WATERMARK_PROPERTY}."
+        try:
+            return cls(
+                summary[prefix + "column"], summary[prefix + "value"], summary[prefix + "key"]
+            )
+        except KeyError:
+            return None
+
+
+def _tag_partitions(chain: Chain) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The ``mapInArrow`` function: tags every row of every batch with its chain outcome."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
-        chain = chain_factory()
         for batch in batches:
             yield from chain.run(pa.Table.from_batches([batch])).to_batches()
 
@@ -69,107 +109,187 @@ class SparkBatchJob:
         spark: SparkSession,
         config: PipelineConfig,
         lake: Lake,
-        chain_factory: Callable[[], Chain],
+        chain_for: Callable[[str], Chain],
         run: RunRecord,
+        full: bool = False,
     ):
         self.spark = spark
         self.config = config
         self.lake = lake
-        self.chain_factory = chain_factory
-        self.chain = chain_factory()  # built on the driver too: bad packs fail here, first
+        self.chain_for = chain_for
         self.run = run
+        self.full = full
 
     def table(self, namespace: str, name: str) -> str:
         return f"{self.lake.catalog_name}.{namespace}.{name}"
 
     def execute(self) -> list[EntityReport]:
+        # Every chain is built (rule packs compiled, policies and keys loaded) before any
+        # source is read: a configuration mistake stops the run with nothing written.
+        chains = {
+            table.entity_name: self.chain_for(table.entity_name)
+            for source in self.config.sources.values()
+            for table in source.tables
+        }
         for namespace in ("raw", "clean", "quarantine", "curated"):
             self.spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {self.lake.catalog_name}.{namespace}")
         reports = []
         for source_name, source in self.config.sources.items():
             reader = JdbcReader(self.spark, source_name, source)
             for table in source.tables:
-                reports.append(self._entity(reader, source_name, source, table))
+                chain = chains[table.entity_name]
+                reports.append(self._entity(reader, source_name, source, table, chain))
         return reports
 
     # -- one entity --------------------------------------------------------------------------
 
     def _entity(
-        self, reader: JdbcReader, source_name: str, source: JdbcSource, table: JdbcTable
+        self,
+        reader: JdbcReader,
+        source_name: str,
+        source: JdbcSource,
+        table: JdbcTable,
+        chain: Chain,
     ) -> EntityReport:
-        entity = table.entity_name
-        report = EntityReport(source=source_name, entity=entity)
         from pyspark.sql import functions as F
 
+        entity = table.entity_name
+        report = EntityReport(source=source_name, entity=entity)
+        raw = self.table("raw", f"{source_name}_{entity}")
+
         started = time.perf_counter()
-        frame = with_lineage(reader.read(table), source_name, entity, table.key, self.run.run_id)
+        frame = reader.read(table)
+        previous = None if self.full else self._stored_watermark(raw)
+        if previous is not None and table.watermark is not None:
+            frame = frame.where(self._after(frame, table, previous))
+        frame = with_lineage(frame, source_name, entity, table.key, self.run.run_id)
         # Pin what was read: the source may change while the run goes on, and every later
-        # step (raw, chain, counts) must see the same rows.
+        # step (chain, counts, raw) must see the same rows.
         frame = frame.localCheckpoint(eager=True)
         report.rows_read = frame.count()
         report.seconds["ingest"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        report.raw_new_versions = self._append_raw(frame, f"{source_name}_{entity}")
-        report.seconds["raw"] = time.perf_counter() - started
-
-        started = time.perf_counter()
-        tagged = self._apply_chain(frame).localCheckpoint(eager=True)
+        tagged = self._apply_chain(frame, chain).localCheckpoint(eager=True)
         tallies = [
             (row["_stage"], row["_outcome"], row["_rule_id"], row["count"])
             for row in tagged.groupBy("_stage", "_outcome", "_rule_id").count().collect()
         ]
         report.seconds["transform"] = time.perf_counter() - started
-        counts = stage_counts(
+        for counts in stage_counts(
             entity,
-            self.chain.stage_names,
+            chain.stage_names,
             report.rows_read,
             tallies,
-            durations={self.chain.stage_names[-1]: report.seconds["transform"]},
-        )
-        for stage_count in counts:
-            report.quarantined += stage_count.quarantined
-            report.dropped += stage_count.dropped
-            report.reasons.update(
-                {f"{stage_count.stage}/{k}": v for k, v in stage_count.reasons.items()}
-            )
-            self.run.record_stage(stage_count)  # raises AccountingError: nothing published
-        report.kept = counts[-1].rows_out if counts else report.rows_read
+            durations={chain.stage_names[-1]: report.seconds["transform"]},
+        ):
+            report.quarantined += counts.quarantined
+            report.dropped += counts.dropped
+            report.reasons.update({f"{counts.stage}/{k}": v for k, v in counts.reasons.items()})
+            self.run.record_stage(counts)  # raises AccountingError: nothing published
+        report.kept = report.rows_read - report.quarantined - report.dropped
 
         started = time.perf_counter()
-        for stage in self.chain.stage_names:
-            rejected = tagged.where(
-                (F.col("_outcome") == "quarantine") & (F.col("_stage") == stage)
-            )
-            self._merge_quarantine(rejected, stage, frame.columns)
+        for stage, outcome, _, count in tallies:
+            if outcome == "quarantine" and count:
+                rejected = tagged.where(
+                    (F.col("_outcome") == "quarantine") & (F.col("_stage") == stage)
+                )
+                self._merge_quarantine(rejected, stage, frame.columns)
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
-        self._merge_clean(kept, entity)
+        report.deleted = self._merge_clean(kept, frame, entity, source_name, table)
+        report.raw_new_versions, watermark = self._append_raw(frame, raw, table)
+        if watermark is not None:
+            report.watermark = watermark.to_summary()
+        report.seconds["clean+raw"] = time.perf_counter() - started
+
+        started = time.perf_counter()
         report.curated_rows = self._sync_curated(entity)
-        report.seconds["publish"] = time.perf_counter() - started
+        report.seconds["curated"] = time.perf_counter() - started
         return report
 
-    def _apply_chain(self, frame: DataFrame) -> DataFrame:
+    def _apply_chain(self, frame: DataFrame, chain: Chain) -> DataFrame:
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
-        output = self.chain.output_schema(to_arrow_schema(frame.schema))
-        return frame.mapInArrow(
-            _run_chain_on_partition(self.chain_factory), from_arrow_schema(output)
+        output = chain.output_schema(to_arrow_schema(frame.schema))
+        return frame.mapInArrow(_tag_partitions(chain), from_arrow_schema(output))
+
+    # -- incremental state -------------------------------------------------------------------
+
+    def _stored_watermark(self, raw: str) -> Watermark | None:
+        """The watermark of the newest raw commit that recorded one."""
+        if not self._exists(raw):
+            return None
+        rows = self.spark.sql(
+            f"SELECT summary FROM {raw}.snapshots ORDER BY committed_at DESC"
+        ).collect()
+        for row in rows:
+            mark = Watermark.from_summary(dict(row["summary"] or {}))
+            if mark is not None:
+                return mark
+        return None
+
+    def _after(self, frame: DataFrame, table: JdbcTable, mark: Watermark) -> Column:
+        """Rows newer than the watermark (less the look-back), ties broken by key. Spark
+        pushes the comparison down into the source's SQL."""
+        from pyspark.sql import functions as F
+
+        assert table.watermark is not None
+        column = F.col(table.watermark)
+        value = F.lit(mark.value).cast(frame.schema[table.watermark].dataType)
+        if table.lookback.total_seconds() > 0:
+            value = value - F.expr(f"INTERVAL {int(table.lookback.total_seconds())} SECONDS")
+            return column >= value
+        key = F.lit(mark.key).cast(frame.schema[table.key].dataType)
+        return (column > value) | ((column == value) & (F.col(table.key) > key))
+
+    def _new_watermark(self, frame: DataFrame, table: JdbcTable) -> Watermark | None:
+        from pyspark.sql import functions as F
+
+        if table.watermark is None:
+            return None
+        top = frame.agg(F.max(table.watermark).alias("top")).collect()[0]["top"]
+        if top is None:
+            return None
+        row = (
+            frame.where(F.col(table.watermark) == F.lit(top))
+            .agg(
+                F.max(F.col(table.watermark)).cast("string").alias("value"),
+                F.max(F.col(table.key)).cast("string").alias("key"),
+            )
+            .collect()[0]
         )
+        return Watermark(table.watermark, row["value"], row["key"])
 
     # -- zone writes, each one Iceberg commit ------------------------------------------------
 
     def _exists(self, name: str) -> bool:
         return bool(self.spark.catalog.tableExists(name))
 
-    def _create(self, frame: DataFrame, name: str, partitioned_by: list | None = None) -> None:
-        if self._exists(name):
+    def _ensure_table(
+        self, frame: DataFrame, name: str, partitioned_by: list[Any] | None = None
+    ) -> None:
+        """Create the table from the frame's schema, or add the frame's new columns to it
+        (nullable: older rows have no value for them)."""
+        if not self._exists(name):
+            writer = frame.limit(0).writeTo(name).using("iceberg")
+            for key, value in _TABLE_PROPERTIES.items():
+                writer = writer.tableProperty(key, value)
+            if partitioned_by:
+                writer = writer.partitionedBy(*partitioned_by)
+            writer.create()
             return
-        writer = frame.limit(0).writeTo(name).using("iceberg")
-        for key, value in _TABLE_PROPERTIES.items():
-            writer = writer.tableProperty(key, value)
-        if partitioned_by:
-            writer = writer.partitionedBy(*partitioned_by)
-        writer.create()
+        existing = {f.name: f.dataType for f in self.spark.table(name).schema.fields}
+        for column in frame.schema.fields:
+            if column.name not in existing:
+                sql_type = column.dataType.simpleString()
+                self.spark.sql(f"ALTER TABLE {name} ADD COLUMN `{column.name}` {sql_type}")
+                self.run.record_warning(f"{name}: new column {column.name} added (nullable)")
+            elif existing[column.name] != column.dataType:
+                raise LakeError(
+                    f"{name}: column {column.name} is {existing[column.name].simpleString()}"
+                    f" in the lake but {column.dataType.simpleString()} in this batch"
+                )
 
     def _snapshot_id(self, name: str) -> int | None:
         rows = self.spark.sql(
@@ -177,7 +297,7 @@ class SparkBatchJob:
         ).collect()
         return rows[0]["snapshot_id"] if rows else None
 
-    def _commit(self, name: str, operation: str, write: Callable[[], None]) -> None:
+    def _commit(self, name: str, operation: str, write: Callable[[], object]) -> None:
         """Run one write; record the snapshot it committed. A failed write commits nothing."""
         before = self._snapshot_id(name)
         try:
@@ -193,30 +313,14 @@ class SparkBatchJob:
         if after != before:
             self.run.record_commit(name, after, operation)
 
-    def _append_raw(self, frame: DataFrame, name: str) -> int:
-        """Append row versions raw has not seen (by source key and content hash)."""
-        from pyspark.sql import functions as F
-
-        raw = self.table("raw", name)
-        self._create(frame, raw, [F.days("_ingested_at")])
-        seen = self.spark.table(raw).select("_source_key", "_content_hash")
-        new = frame.join(seen, ["_source_key", "_content_hash"], "left_anti").select(*frame.columns)
-        count = new.count()
-        if count:
-            self._commit(
-                raw,
-                "append",
-                lambda: (
-                    new.writeTo(raw)
-                    .option("snapshot-property.steward.run-id", self.run.run_id)
-                    .append()
-                ),
-            )
-        return count
+    def _merge(self, name: str, source: DataFrame, statement: str) -> None:
+        view = f"steward_batch_{name.replace('.', '_')}"
+        source.createOrReplaceTempView(view)
+        self._commit(name, "merge", lambda: self.spark.sql(statement.format(t=name, s=view)))
 
     def _merge_quarantine(self, rejected: DataFrame, stage: str, data_columns: list[str]) -> None:
-        """Every rejected row, once, with its reason; the row itself kept as JSON so one
-        quarantine table serves every entity."""
+        """Every rejected row, once per version and rule, with its reason; the row itself is
+        kept as JSON so one quarantine table serves every entity."""
         from pyspark.sql import functions as F
 
         payload = [c for c in data_columns if c not in LINEAGE_COLUMNS]
@@ -229,58 +333,142 @@ class SparkBatchJob:
             F.to_json(F.struct(*payload)).alias("record"),
         )
         name = self.table("quarantine", stage)
-        self._create(rows, name, ["_entity"])
-        if rows.isEmpty():
-            return
-        rows.createOrReplaceTempView("steward_quarantine_batch")
-        self._commit(
+        self._ensure_table(rows, name, ["_entity"])
+        self._merge(
             name,
-            "merge",
-            lambda: self.spark.sql(
-                f"""MERGE INTO {name} t USING steward_quarantine_batch s
-                ON t._source = s._source AND t._entity = s._entity
-                   AND t._source_key = s._source_key AND t._content_hash = s._content_hash
-                   AND t._rule_id = s._rule_id
-                WHEN NOT MATCHED THEN INSERT *"""
-            ),
+            rows,
+            """MERGE INTO {t} t USING {s} s
+            ON t._source = s._source AND t._entity = s._entity
+               AND t._source_key = s._source_key AND t._content_hash = s._content_hash
+               AND t._rule_id = s._rule_id
+            WHEN NOT MATCHED THEN INSERT *""",
         )
 
-    def _merge_clean(self, kept: DataFrame, entity: str) -> None:
-        """One row per source key: the newest clean version wins."""
+    def _changed(self, rows: DataFrame, target: str) -> DataFrame:
+        """The rows whose key is new to ``target`` or whose content or versions differ.
+
+        Merging only these keeps an unchanged re-run from rewriting any data file: Iceberg's
+        copy-on-write MERGE rewrites every file holding a matched key, changed or not.
+        """
+        columns = [c for c in _VERSION_COLUMNS if c in rows.columns]
+        existing = self.spark.table(target).select("_source_key", *columns)
+        return rows.join(existing, ["_source_key", *columns], "left_anti")
+
+    def _merge_clean(
+        self, kept: DataFrame, read: DataFrame, entity: str, source_name: str, table: JdbcTable
+    ) -> int:
+        """One row per source key, the newest clean version.
+
+        Rows flagged deleted at the source (``soft_delete_column``) and, on a full read, keys
+        gone from the source (absent from ``read``, not merely rejected by a stage) leave
+        clean and are recorded in ``raw._deletes``. Returns the number of such keys.
+        """
+        from pyspark.sql import functions as F
+
         name = self.table("clean", entity)
-        self._create(kept, name)
-        kept.createOrReplaceTempView("steward_clean_batch")
-        self._commit(
+        self._ensure_table(kept, name)
+        deletes = self.spark.createDataFrame([], "_source_key string")
+        if table.soft_delete_column:
+            flagged = F.coalesce(F.col(table.soft_delete_column), F.lit(False))
+            deletes = kept.where(flagged).select("_source_key")
+            kept = kept.where(~flagged)
+        if self.full:
+            gone = (
+                self.spark.table(name)
+                .where(F.col("_source") == source_name)
+                .select("_source_key")
+                .join(read.select("_source_key"), "_source_key", "left_anti")
+            )
+            deletes = deletes.unionByName(gone)
+        deletes = deletes.localCheckpoint(eager=True)
+        deleted = deletes.count()
+        changes = self._changed(kept, name).withColumn("_delete", F.lit(False))
+        if deleted:
+            self._record_deletes(deletes, source_name, entity)
+            placeholders = kept.limit(0).unionByName(deletes, allowMissingColumns=True)
+            changes = changes.unionByName(placeholders.withColumn("_delete", F.lit(True)))
+        self._upsert(name, changes.localCheckpoint(eager=True), kept.columns)
+        return deleted
+
+    def _upsert(self, name: str, changes: DataFrame, columns: list[str]) -> None:
+        """Apply changed rows (``_delete`` false) and deletions (``_delete`` true) by key in
+        one commit; nothing to apply commits nothing."""
+        if changes.isEmpty():
+            return
+        assignments = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
+        names = ", ".join(f"`{c}`" for c in columns)
+        values = ", ".join(f"s.`{c}`" for c in columns)
+        self._merge(
             name,
-            "merge",
-            lambda: self.spark.sql(
-                f"""MERGE INTO {name} t USING steward_clean_batch s
-                ON t._source_key = s._source_key
-                WHEN MATCHED AND (t._content_hash <> s._content_hash
-                                  OR t._rules_version <> s._rules_version)
-                    THEN UPDATE SET *
-                WHEN NOT MATCHED THEN INSERT *"""
-            ),
+            changes,
+            f"""MERGE INTO {{t}} t USING {{s}} s ON t._source_key = s._source_key
+            WHEN MATCHED AND s._delete THEN DELETE
+            WHEN MATCHED THEN UPDATE SET {assignments}
+            WHEN NOT MATCHED AND NOT s._delete THEN INSERT ({names}) VALUES ({values})""",
         )
+
+    def _record_deletes(self, keys: DataFrame, source_name: str, entity: str) -> None:
+        """Deleted keys go to ``raw._deletes`` (once per key) so the knowledge base can drop
+        their points."""
+        from pyspark.sql import functions as F
+
+        rows = keys.select(
+            F.lit(source_name).alias("_source"),
+            F.lit(entity).alias("_entity"),
+            "_source_key",
+            F.lit(self.run.run_id).alias("_run_id"),
+            F.current_timestamp().alias("_deleted_at"),
+        )
+        name = self.table("raw", DELETES_TABLE)
+        self._ensure_table(rows, name)
+        self._merge(
+            name,
+            rows,
+            """MERGE INTO {t} t USING {s} s
+            ON t._source = s._source AND t._entity = s._entity AND t._source_key = s._source_key
+            WHEN NOT MATCHED THEN INSERT *""",
+        )
+
+    def _append_raw(
+        self, frame: DataFrame, name: str, table: JdbcTable
+    ) -> tuple[int, Watermark | None]:
+        """Append the row versions raw has not seen (by key and content hash); the commit
+        carries the run id and the watermark this read covered."""
+        from pyspark.sql import functions as F
+
+        self._ensure_table(frame, name, [F.days("_ingested_at")])
+        seen = self.spark.table(name).select("_source_key", "_content_hash")
+        new = frame.join(seen, ["_source_key", "_content_hash"], "left_anti").select(*frame.columns)
+        count = new.count()
+        watermark = self._new_watermark(frame, table)
+        if count:
+            properties = {"steward.run-id": self.run.run_id}
+            if watermark is not None:
+                properties.update(watermark.to_summary())
+            writer = new.writeTo(name)
+            for key, value in properties.items():
+                writer = writer.option(f"snapshot-property.{key}", value)
+            self._commit(name, "append", writer.append)
+        return count, watermark
 
     def _sync_curated(self, entity: str) -> int:
-        """Make curated equal to clean in one commit (later stages gate and augment here)."""
+        """Bring curated level with clean in one commit: new and changed keys, deletions.
+        (Quality gates and synthetic samples join here in later stages.)"""
+        from pyspark.sql import functions as F
+
         clean = self.table("clean", entity)
         name = self.table("curated", entity)
-        self._create(self.spark.table(clean), name)
-        self._commit(
-            name,
-            "merge",
-            lambda: self.spark.sql(
-                f"""MERGE INTO {name} t USING {clean} s
-                ON t._source_key = s._source_key
-                WHEN MATCHED AND (t._content_hash <> s._content_hash
-                                  OR t._rules_version <> s._rules_version)
-                    THEN UPDATE SET *
-                WHEN NOT MATCHED THEN INSERT *
-                WHEN NOT MATCHED BY SOURCE THEN DELETE"""
-            ),
+        source = self.spark.table(clean)
+        self._ensure_table(source, name)
+        gone = (
+            self.spark.table(name)
+            .select("_source_key")
+            .join(source.select("_source_key"), "_source_key", "left_anti")
         )
+        changes = self._changed(source, name).withColumn("_delete", F.lit(False))
+        deletions = source.limit(0).unionByName(gone, allowMissingColumns=True)
+        changes = changes.unionByName(deletions.withColumn("_delete", F.lit(True)))
+        self._upsert(name, changes.localCheckpoint(eager=True), source.columns)
         return self.spark.table(name).count()
 
 
@@ -288,11 +476,15 @@ def run_batch(
     spark: SparkSession,
     config: PipelineConfig,
     config_digest: str,
-    chain_factory: Callable[[], Chain] | None = None,
+    *,
+    full: bool = False,
+    chain_for: Callable[[str], Chain] | None = None,
 ) -> tuple[str, list[EntityReport]]:
     """Run the batch job under a new ledger entry; returns the run id and per-entity reports.
 
-    Any failure marks the run failed in the ledger (with its one-line error) and propagates.
+    ``full`` ignores the stored watermarks, re-reads every source table and removes keys that
+    are gone from the source. Any failure marks the run failed in the ledger (with its
+    one-line error) and propagates.
     """
     from functools import partial
 
@@ -300,8 +492,10 @@ def run_batch(
     from pipelines.transform import build_chain
 
     lake = Lake(config.lake)
-    factory = chain_factory or partial(build_chain, config.transform)
     ledger = RunLedger(config.lake.ledger)
     with ledger.run("batch", config_digest) as run:
-        reports = SparkBatchJob(spark, config, lake, factory, run).execute()
+        job = SparkBatchJob(
+            spark, config, lake, chain_for or partial(build_chain, config), run, full=full
+        )
+        reports = job.execute()
     return run.run_id, reports

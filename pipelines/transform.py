@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from pipelines.chain import Chain
-from pipelines.config import TransformConfig
+from pipelines.chain import Chain, Stage
+from pipelines.config import PipelineConfig
 
 
-def build_chain(config: TransformConfig) -> Chain:
-    """The stages in order. Loading validates every rule pack, so a bad pack stops the run
-    before it reads anything."""
+def build_chain(config: PipelineConfig, entity: str) -> Chain:
+    """The stages for one entity, in order: cleaning rules, then privacy treatment.
+
+    Everything is loaded and validated here, on the driver: a bad rule pack, an invalid
+    policy or a missing pseudonymisation key stops the run before it reads anything. The
+    chain is then shipped to the workers as it is (its stages pickle).
+    """
     from cleaning_rules.engine import load_packs
     from cleaning_rules.stage import CleaningStage
 
-    ruleset = load_packs(config.rule_packs, timeout=config.rule_timeout_s)
-    return Chain([CleaningStage(ruleset)])
+    stages: list[Stage] = [
+        CleaningStage(
+            load_packs(config.transform.rule_packs, timeout=config.transform.rule_timeout_s)
+        )
+    ]
+    policy_path = config.privacy.policy_for(entity) if config.privacy else None
+    if policy_path is not None:
+        from privacy.policy import load_policy
+        from privacy.stage import PrivacyStage
+
+        stages.append(PrivacyStage(load_policy(policy_path)))
+    return Chain(stages)
