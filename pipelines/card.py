@@ -4,27 +4,25 @@
 synthetic share, rule-pack and privacy-policy versions, run ids, the ``_ingested_at`` range), so
 the card cannot disagree with the data; what the rows do not carry (column descriptions from
 the contract, quality results, privacy budget spent) comes in as arguments. ``card_files``
-gives the two files as bytes for a release's staging folder (published with the data in one
-rename); ``write_card`` puts them into an existing release folder, each file atomically.
+gives the two files as bytes; ``describe_with_card`` hands them to ``Lake.release``, which
+writes them into the release's staging folder so card and data are published by one rename.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contracts import EntityContract
+from pipelines.contracts import EntityContract, QualityConfig
 
 if TYPE_CHECKING:
+    from pipelines.lake import Lake
     from pipelines.quality import QualityResult
 
 CARD_JSON = "_dataset_card.json"
@@ -159,7 +157,7 @@ def _table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> list[str]:
 def render_card(card: Mapping[str, Any]) -> str:
     """The card as Markdown (the release's README.md)."""
     name = f"{card['dataset']} {card['version']}"
-    folder = f"releases/{card['dataset']}/{card['version']}"
+    data = f"releases/{card['dataset']}/{card['version']}/data"
     lines = [f"# {name}", ""]
     if card.get("description"):
         lines += [card["description"], ""]
@@ -175,17 +173,15 @@ def render_card(card: Mapping[str, Any]) -> str:
         "",
         "## Reading it",
         "",
-        # This README sits beside the Parquet files, so readers must be pointed at the
-        # Parquet files, not the folder: pyarrow and pandas would try README.md as Parquet.
         "```python",
         "import pyarrow.dataset as ds",
-        f'table = ds.dataset("{folder}", format="parquet", exclude_invalid_files=True).to_table()',
+        f'table = ds.dataset("{data}", format="parquet").to_table()',
         "",
         "import pandas as pd",
-        f'frame = pd.read_parquet("{folder}/{card["files"][0]}")',
+        f'frame = pd.read_parquet("{data}")',
         "",
         "from datasets import load_dataset",
-        f'train = load_dataset("parquet", data_files="{folder}/*.parquet")',
+        f'train = load_dataset("parquet", data_dir="{data}")',
         "```",
         "",
         "## Rows by source",
@@ -248,46 +244,48 @@ def card_files(card: Mapping[str, Any]) -> dict[str, bytes]:
     }
 
 
-def write_card(release_dir: Path, card: Mapping[str, Any]) -> list[Path]:
-    """Write the card into an existing release folder; each file appears whole or not at all.
-
-    Prefer ``card_files`` into the release's staging folder when the release is being made:
-    then data and card are published by the same rename.
-    """
-    written = []
-    for name, content in card_files(card).items():
-        target = release_dir / name
-        staging = release_dir / f".{name}.{uuid.uuid4().hex[:8]}"
-        staging.write_bytes(content)
-        os.replace(staging, target)
-        written.append(target)
-    return written
-
-
-def card_for_release(
-    release_dir: Path,
+def describe_with_card(
     *,
     contract: EntityContract | None = None,
     quality: Sequence[QualityResult] = (),
     privacy_budget: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Build and write the card of a published release (``Lake.release``'s folder)."""
-    import pyarrow.parquet as pq
+) -> Callable[[pa.Table, dict[str, Any]], dict[str, bytes]]:
+    """What ``Lake.release(describe=…)`` takes: the card files of the released rows, written
+    into the release's staging folder so data and card are published by the same rename."""
 
-    manifest = json.loads((release_dir / "_release.json").read_text("utf-8"))
-    data = pa.concat_tables([pq.read_table(release_dir / f) for f in manifest["files"]])
-    card = build_card(
-        data,
-        dataset=manifest["dataset"],
-        version=manifest["version"],
-        snapshot_id=manifest["snapshot_id"],
-        contract=contract,
-        quality=quality,
-        privacy_budget=privacy_budget,
-        files=manifest["files"],
+    def describe(data: pa.Table, manifest: dict[str, Any]) -> dict[str, bytes]:
+        card = build_card(
+            data,
+            dataset=manifest["dataset"],
+            version=manifest["version"],
+            snapshot_id=manifest["snapshot_id"],
+            contract=contract,
+            quality=quality,
+            privacy_budget=privacy_budget,
+            files=manifest["files"],
+        )
+        return card_files(card)
+
+    return describe
+
+
+def release_with_card(lake: Lake, quality: QualityConfig, dataset: str, **release: Any) -> Any:
+    """Release ``curated.<dataset>`` with its card: the dataset's contract and the newest
+    curated-gate quality result on record for it."""
+    from pipelines.contracts import load_contracts
+    from pipelines.quality import QualityReports
+
+    reports = QualityReports(lake.config.root)
+    latest = [
+        result
+        for run_id in reversed(reports.run_ids())
+        for result in reports.results(run_id)
+        if result.entity == dataset and result.gate == "curated"
+    ][:1]
+    contract = load_contracts(quality.contracts_path).get(dataset)
+    return lake.release(
+        dataset, describe=describe_with_card(contract=contract, quality=latest), **release
     )
-    write_card(release_dir, card)
-    return card
 
 
 __all__ = [
@@ -296,7 +294,7 @@ __all__ = [
     "LINEAGE_DESCRIPTIONS",
     "build_card",
     "card_files",
-    "card_for_release",
+    "describe_with_card",
+    "release_with_card",
     "render_card",
-    "write_card",
 ]

@@ -23,7 +23,9 @@ from pipelines.commands.common import (
     print_json,
 )
 from pipelines.commands.kb import kb_app
+from pipelines.commands.lineage import lineage_command
 from pipelines.commands.privacy import privacy_app
+from pipelines.commands.quality import quality_app
 from pipelines.commands.rules import rules_app
 from pipelines.config import PipelineConfig, config_hash, load_config
 
@@ -36,7 +38,6 @@ run_app = typer.Typer(
     help="Run the pipeline: batch (Spark) or stream (Flink).", no_args_is_help=True
 )
 synth_app = typer.Typer(help="Few-shot synthetic samples and their review queue.")
-quality_app = typer.Typer(help="Quality gates and their reports.")
 runs_app = typer.Typer(help="The run ledger: what ran, with which counts.", no_args_is_help=True)
 lake_app = typer.Typer(help="The Iceberg lake: tables, snapshots, releases.", no_args_is_help=True)
 for sub_app, name in (
@@ -57,20 +58,24 @@ for sub_app, name in (
 @run_app.command("batch")
 @handles_errors
 def run_batch_command(
-    config: ConfigOption = Path("pipeline.yaml"), as_json: JsonOption = False
+    config: ConfigOption = Path("pipeline.yaml"),
+    full: Annotated[
+        bool, typer.Option(help="Re-read everything (ignore watermarks); remove deleted keys.")
+    ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Pull every configured source into the lake and run the transform chain (Spark)."""
     from pipelines.report import batch_summary_json, print_batch_summary
 
     pipeline = load_config(config)
-    run_id, reports, seconds = _run_batch(pipeline, config)
+    run_id, reports, seconds = _run_batch(pipeline, config, full)
     if as_json:
         print_json(batch_summary_json(run_id, reports, seconds))
     else:
         print_batch_summary(out, run_id, reports, seconds)
 
 
-def _run_batch(pipeline: PipelineConfig, config: Path) -> tuple[str, list[Any], float]:
+def _run_batch(pipeline: PipelineConfig, config: Path, full: bool) -> tuple[str, list[Any], float]:
     import time
 
     from pipelines.lake import Lake
@@ -81,7 +86,7 @@ def _run_batch(pipeline: PipelineConfig, config: Path) -> tuple[str, list[Any], 
     with out.status("Starting Spark…"):
         spark = spark_session(pipeline.spark, Lake(pipeline.lake))
     with out.status("Running the batch job…"):
-        run_id, reports = run_batch(spark, pipeline, config_hash(config))
+        run_id, reports = run_batch(spark, pipeline, config_hash(config), full=full)
     return run_id, reports, time.perf_counter() - started
 
 
@@ -114,6 +119,16 @@ def runs_list(
             (run["error"] or "")[:80],
         )
     out.print(table)
+
+
+@runs_app.command("lineage")
+def runs_lineage(
+    target: Annotated[str, typer.Argument(help="A curated row: <dataset>:<source key>.")],
+    config: ConfigOption = Path("pipeline.yaml"),
+    as_json: JsonOption = False,
+) -> None:
+    """Trace a curated row back to its source, ingest run, rules and privacy policy."""
+    lineage_command(target, config, as_json)
 
 
 @runs_app.command("show")
@@ -233,10 +248,15 @@ def lake_release(
     version: Annotated[str | None, typer.Option(help="Version name (default: next vN).")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Publish an immutable plain-Parquet copy of curated.<dataset> for trainers."""
+    """Publish an immutable plain-Parquet copy of curated.<dataset>, with its dataset card."""
+    from pipelines.card import release_with_card
+    from pipelines.contracts import QualityConfig
     from pipelines.lake import Lake
 
-    info = Lake(lake_config(config)).release(dataset, snapshot_id=snapshot, version=version)
+    quality = load_config(config).quality if config.exists() else QualityConfig()
+    info = release_with_card(
+        Lake(lake_config(config)), quality, dataset, snapshot_id=snapshot, version=version
+    )
     if as_json:
         print_json({**info.__dict__, "path": str(info.path)})
         return

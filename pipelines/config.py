@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,21 +23,10 @@ from pydantic import (
     model_validator,
 )
 
+from pipelines.contracts import QualityConfig
 from pipelines.errors import ConfigError
+from pipelines.identifiers import Identifier
 from pipelines.yaml_models import load_yaml_model
-
-# Table, column and namespace names end up inside SQL (JDBC queries, MERGE statements), so
-# they are held to plain identifiers here instead of being quoted everywhere downstream.
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-
-
-def _identifier(value: str) -> str:
-    if not _IDENTIFIER.match(value):
-        raise ValueError(f"{value!r} is not a plain identifier (letters, digits, _; max 63)")
-    return value
-
-
-Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
 class _Model(BaseModel):
@@ -180,6 +167,7 @@ class PipelineConfig(_Model):
     sources: dict[Identifier, JdbcSource] = Field(min_length=1)
     transform: TransformConfig = TransformConfig()
     privacy: PrivacyConfig | None = None
+    quality: QualityConfig = QualityConfig()
 
 
 def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
@@ -203,7 +191,12 @@ def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
                 "default": anchor(privacy.default) if privacy.default else None,
             }
         )
-    return config.model_copy(update={"lake": lake, "sources": sources, "privacy": privacy})
+    quality = config.quality
+    if quality.contracts_dir is not None:
+        quality = quality.model_copy(update={"contracts_dir": anchor(quality.contracts_dir)})
+    return config.model_copy(
+        update={"lake": lake, "sources": sources, "privacy": privacy, "quality": quality}
+    )
 
 
 def load_config(path: Path) -> PipelineConfig:

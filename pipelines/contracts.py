@@ -28,8 +28,8 @@ from pydantic import (
     model_validator,
 )
 
-from pipelines.config import Identifier
 from pipelines.errors import ConfigError
+from pipelines.identifiers import Identifier
 from pipelines.yaml_models import load_yaml_model
 
 DEFAULT_CONTRACTS_DIR = Path(__file__).with_name("contracts")

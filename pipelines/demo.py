@@ -53,6 +53,7 @@ def ensure_demo_key(workdir: Path) -> None:
 
 
 def run_demo(workdir: Path, lake_root: Path, scale: int, console: Console, as_json: bool) -> None:
+    from pipelines.card import release_with_card
     from pipelines.demo_erp import load_demo_erp
     from pipelines.lake import Lake
     from pipelines.local_postgres import LocalPostgres
@@ -78,7 +79,7 @@ def run_demo(workdir: Path, lake_root: Path, scale: int, console: Console, as_js
         status.update("Running the batch job…")
         run_id, reports = run_batch(spark, config, config_hash(config_path))
         status.update("Publishing releases…")
-        releases = [lake.release(report.entity) for report in reports]
+        releases = [release_with_card(lake, config.quality, r.entity) for r in reports]
     seconds = time.perf_counter() - started
 
     if as_json:

@@ -185,10 +185,17 @@ class _ProcessEvents:
         self.processor: EventBatchProcessor | None = None
         self.offsets: dict[str, int] = {}
 
-    def __call__(self, frame: Any) -> Any:
+    def __call__(self, *columns: Any) -> Any:
         if self.processor is None:
             self.processor = self.processor_factory()
-        table = pa.Table.from_pandas(frame, preserve_index=False)
+        # One DataFrame when the planner hands the row whole, one Series per column when it
+        # has expanded the row (after a union or a projection).
+        if len(columns) == 1:
+            table = pa.Table.from_pandas(columns[0], preserve_index=False)
+        else:
+            table = pa.Table.from_arrays(
+                [pa.Array.from_pandas(c) for c in columns], names=SOURCE_SCHEMA.names
+            )
         tagged = self.processor.process(table)
         self._note_offsets(table)
         for index, column in enumerate(tagged.columns):

@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -33,6 +34,10 @@ NAMESPACES = ("raw", "clean", "quarantine", "curated")
 LINEAGE_COLUMNS = ("_source", "_entity", "_source_key", "_ingested_at", "_run_id", "_content_hash")
 
 _SQLITE_PREFIX = "sqlite:"
+DATA_FILE = "data/part-00000.parquet"
+
+# Files that describe a release (its dataset card), from the released rows and manifest.
+Describe = Callable[["pa.Table", dict[str, Any]], Mapping[str, bytes]]
 
 
 @dataclass(frozen=True)
@@ -181,14 +186,21 @@ class Lake:
     # -- releases for trainers ---------------------------------------------------------------
 
     def release(
-        self, dataset: str, snapshot_id: int | None = None, version: str | None = None
+        self,
+        dataset: str,
+        snapshot_id: int | None = None,
+        version: str | None = None,
+        describe: Describe | None = None,
     ) -> ReleaseInfo:
         """Publish ``curated.<dataset>`` at a snapshot as plain Parquet.
 
-        The files are written to a temporary folder beside the target and renamed into
-        ``releases/<dataset>/<version>/`` in one step, so a reader sees a whole release or
-        none. Releases are immutable: releasing a snapshot that is already released returns
-        the existing release, and an existing version name is never overwritten.
+        Layout: ``releases/<dataset>/<version>/data/part-00000.parquet`` (what any Parquet
+        reader, or ``load_dataset("parquet", data_dir=…/data)``, reads as is), the
+        ``_release.json`` manifest, and whatever ``describe`` returns for the released rows
+        (the dataset card). Everything is written to a temporary folder beside the target and
+        renamed into place in one step, so a reader sees a whole release or none. Releases
+        are immutable: releasing a snapshot that is already released returns the existing
+        release, and an existing version name is never overwritten.
         """
         import pyarrow.parquet as pq
 
@@ -213,9 +225,9 @@ class Lake:
 
         data = table.scan(snapshot_id=snapshot.snapshot_id).to_arrow()
         staging = dataset_dir / f".tmp-{version}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir(parents=True)
+        (staging / "data").mkdir(parents=True)
         try:
-            pq.write_table(data, staging / "part-00000.parquet", compression="zstd")
+            pq.write_table(data, staging / DATA_FILE, compression="zstd")
             manifest = {
                 "dataset": dataset,
                 "version": version,
@@ -223,12 +235,14 @@ class Lake:
                 "snapshot_id": snapshot.snapshot_id,
                 "rows": data.num_rows,
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "files": ["part-00000.parquet"],
+                "files": [DATA_FILE],
                 "schema": [{"name": f.name, "type": str(f.type)} for f in data.schema],
             }
             (staging / "_release.json").write_text(
                 json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
             )
+            for name, content in (describe(data, manifest) if describe else {}).items():
+                (staging / name).write_bytes(content)
             os.rename(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

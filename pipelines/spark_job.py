@@ -26,9 +26,10 @@ from ingest.erp import JdbcReader
 from ingest.lineage import with_lineage
 from pipelines.chain import OUTCOME_FIELDS, Chain, stage_counts
 from pipelines.config import JdbcSource, JdbcTable, PipelineConfig
-from pipelines.errors import LakeError, StewardError
+from pipelines.errors import LakeError, QualityGateFailed, StewardError
 from pipelines.lake import LINEAGE_COLUMNS, Lake
 from pipelines.ledger import RunRecord
+from pipelines.quality import QualityGate, raise_if_failed, schema_problems
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -119,6 +120,7 @@ class SparkBatchJob:
         self.chain_for = chain_for
         self.run = run
         self.full = full
+        self.gate = QualityGate(config.quality, config.lake.root)
 
     def table(self, namespace: str, name: str) -> str:
         return f"{self.lake.catalog_name}.{namespace}.{name}"
@@ -139,6 +141,7 @@ class SparkBatchJob:
             for table in source.tables:
                 chain = chains[table.entity_name]
                 reports.append(self._entity(reader, source_name, source, table, chain))
+        self.gate.finish()
         return reports
 
     # -- one entity --------------------------------------------------------------------------
@@ -168,6 +171,7 @@ class SparkBatchJob:
         frame = frame.localCheckpoint(eager=True)
         report.rows_read = frame.count()
         report.seconds["ingest"] = time.perf_counter() - started
+        self._check_schema(frame, entity)
 
         started = time.perf_counter()
         tagged = self._apply_chain(frame, chain).localCheckpoint(eager=True)
@@ -197,6 +201,7 @@ class SparkBatchJob:
                 )
                 self._merge_quarantine(rejected, stage, frame.columns)
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
+        self._check(kept, entity, "clean")
         report.deleted = self._merge_clean(kept, frame, entity, source_name, table)
         report.raw_new_versions, watermark = self._append_raw(frame, raw, table)
         if watermark is not None:
@@ -204,9 +209,51 @@ class SparkBatchJob:
         report.seconds["clean+raw"] = time.perf_counter() - started
 
         started = time.perf_counter()
+        self._check(self.spark.table(self.table("clean", entity)), entity, "curated")
         report.curated_rows = self._sync_curated(entity)
         report.seconds["curated"] = time.perf_counter() - started
         return report
+
+    # -- quality gates -------------------------------------------------------------------------
+
+    def _check_schema(self, frame: DataFrame, entity: str) -> None:
+        """A source whose columns no longer fit the contract stops before the chain runs."""
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        contract = self.gate.contracts.get(entity)
+        if contract is None:
+            return
+        problems = schema_problems(contract, to_arrow_schema(frame.schema))
+        if problems:
+            raise QualityGateFailed(
+                f"{entity}: the source no longer fits its contract: {'; '.join(problems)}",
+                stage="quality.schema",
+                run_id=self.run.run_id,
+            )
+
+    def _check(self, rows: DataFrame, entity: str, gate: str) -> None:
+        """Batch-level checks (uniqueness, row count against the previous run, contract
+        expectations) before ``gate``'s zone is written; a failure publishes nothing there.
+
+        The rows are collected as Arrow: exact types (no float-for-nullable-int detour
+        through pandas) and the path the gate's tests cover.
+        """
+        import pyarrow as pa
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        if entity not in self.gate.contracts and not self.gate.config.require_contracts:
+            return
+        batches = rows._collect_as_arrow()
+        data = (
+            pa.Table.from_batches(batches)
+            if batches
+            else to_arrow_schema(rows.schema).empty_table()
+        )
+        result = self.gate.check(
+            data, entity, gate=gate, run_id=self.run.run_id, rows_block=gate == "curated"
+        )
+        if result is not None:
+            raise_if_failed(result)
 
     def _apply_chain(self, frame: DataFrame, chain: Chain) -> DataFrame:
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema

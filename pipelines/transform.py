@@ -7,7 +7,8 @@ from pipelines.config import PipelineConfig
 
 
 def build_chain(config: PipelineConfig, entity: str) -> Chain:
-    """The stages for one entity, in order: cleaning rules, then privacy treatment.
+    """The stages for one entity, in order: cleaning rules, privacy treatment, then the
+    row-level quality checks of the entity's contract.
 
     Everything is loaded and validated here, on the driver: a bad rule pack, an invalid
     policy or a missing pseudonymisation key stops the run before it reads anything. The
@@ -27,4 +28,8 @@ def build_chain(config: PipelineConfig, entity: str) -> Chain:
         from privacy.stage import PrivacyStage
 
         stages.append(PrivacyStage(load_policy(policy_path)))
+    from pipelines.contracts import load_contracts
+    from pipelines.quality import QualityStage
+
+    stages.append(QualityStage(load_contracts(config.quality.contracts_path), config.quality))
     return Chain(stages)

@@ -394,8 +394,8 @@ def test_arrow_roundtrip_of_curated_is_plain(demo_run: DemoRun) -> None:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    table = pq.read_table(release.path)
+    table = pq.read_table(release.path / "data")
     assert isinstance(table, pa.Table) and table.num_rows == release.rows
-    frame = pd.read_parquet(release.path)
+    frame = pd.read_parquet(release.path / "data")
     assert len(frame) == release.rows
     assert set(LINEAGE_COLUMNS) <= set(frame.columns)

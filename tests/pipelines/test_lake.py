@@ -48,8 +48,8 @@ def test_release_is_plain_parquet_and_idempotent(lake: Lake) -> None:
     assert first.created and first.version == "v1" and first.rows == 5
     assert first.path == lake.config.releases / "notes" / "v1"
     # Any Parquet reader reads it as is.
-    assert pq.read_table(first.path).num_rows == 5
-    assert ds.dataset(first.path, format="parquet").count_rows() == 5
+    assert pq.read_table(first.path / "data").num_rows == 5
+    assert ds.dataset(first.path / "data", format="parquet").count_rows() == 5
     # Releasing the same snapshot again changes nothing.
     again = lake.release("notes")
     assert not again.created and again.version == "v1"
@@ -57,7 +57,7 @@ def test_release_is_plain_parquet_and_idempotent(lake: Lake) -> None:
     table.append(rows(2, start=5))
     second = lake.release("notes")
     assert second.version == "v2" and second.rows == 7
-    assert pq.read_table(first.path).num_rows == 5
+    assert pq.read_table(first.path / "data").num_rows == 5
     assert [r["version"] for r in lake.releases("notes")] == ["v1", "v2"]
 
 

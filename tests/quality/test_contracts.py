@@ -1,0 +1,98 @@
+"""Entity contracts: the shipped ones load; mistakes are reported with file:line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipelines.contracts import EntityContract, QualityConfig, load_contract, load_contracts
+from pipelines.errors import ConfigError
+
+GOOD = """\
+entity: things
+version: 1
+description: Things.
+key: thing_id
+columns:
+  - {name: thing_id, type: integer, required: true, description: Id.}
+  - {name: label, type: string, description: Label.}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "things.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_demo_entities_have_contracts(contracts: dict[str, EntityContract]) -> None:
+    assert sorted(contracts) == ["customers", "invoices", "medical_orders", "orders"]
+    orders = contracts["orders"]
+    assert orders.key == ["order_id"]
+    assert orders.column("status").allowed == [
+        "pending",
+        "paid",
+        "shipped",
+        "delivered",
+        "cancelled",
+        "refunded",
+    ]
+    assert [c.name for c in orders.columns if c.pii_free] == ["note"]
+    assert all(c.description for c in contracts["customers"].columns)
+
+
+def test_a_minimal_contract_loads(tmp_path: Path) -> None:
+    contract = load_contract(write(tmp_path, GOOD))
+    assert contract.key == ["thing_id"]
+    assert QualityConfig().max_drop_for(contract) == 0.5
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "message"),
+    [
+        (
+            "expectations:\n  - {name: things.x, expect: expect_nonsense, column: label}\n",
+            9,
+            "expectations.0.expect: Value error, unknown expectation 'expect_nonsense'",
+        ),
+        (
+            "expectations:\n  - {name: things.x, expect: expect_column_values_to_be_unique}\n",
+            9,
+            "needs a column",
+        ),
+        ("max_row_drop: 1.5\n", 8, "max_row_drop: Input should be less than or equal to 1"),
+        ("colour: red\n", 8, "colour: Extra inputs are not permitted"),
+    ],
+)
+def test_mistakes_name_file_line_and_field(
+    tmp_path: Path, extra: str, line: int, message: str
+) -> None:
+    path = write(tmp_path, GOOD + extra)
+    with pytest.raises(ConfigError) as caught:
+        load_contract(path)
+    assert f"{path}:{line}:" in caught.value.message
+    assert message in caught.value.message
+
+
+def test_column_level_mistakes(tmp_path: Path) -> None:
+    bad = GOOD.replace(
+        "{name: label, type: string, description: Label.}",
+        "{name: label, type: integer, regex: '[', description: Label.}",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_contract(write(tmp_path, bad))
+    assert f"{tmp_path / 'things.yaml'}:7: columns.1.regex" in caught.value.message
+    assert "invalid regular expression" in caught.value.message
+
+
+def test_key_must_be_a_column_and_entity_must_match_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="key columns not among the columns: nope"):
+        load_contract(write(tmp_path, GOOD.replace("key: thing_id", "key: [nope]")))
+    with pytest.raises(ConfigError, match="does not match the file name"):
+        load_contract(write(tmp_path, GOOD, "other.yaml"))
+
+
+def test_contracts_folder_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such contracts folder"):
+        load_contracts(tmp_path / "missing")
