@@ -12,17 +12,21 @@ import hashlib
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     SecretStr,
+    Tag,
     field_validator,
     model_validator,
 )
 
+from index.config import KnowledgeBaseConfig
+from ingest.crm_config import CrmSource
 from pipelines.contracts import QualityConfig
 from pipelines.errors import ConfigError
 from pipelines.identifiers import Identifier
@@ -159,15 +163,30 @@ class PrivacyConfig(_Model):
         return self.policies.get(entity, self.default)
 
 
+def _source_kind(value: object) -> str:
+    # Sources without a kind are JDBC: the first kind there was, and the commonest.
+    if isinstance(value, dict):
+        return str(value.get("kind", "jdbc"))
+    return str(getattr(value, "kind", "jdbc"))
+
+
+Source = Annotated[
+    Annotated[JdbcSource, Tag("jdbc")] | Annotated[CrmSource, Tag("rest")],
+    Discriminator(_source_kind),
+]
+
+
 class PipelineConfig(_Model):
     """The whole ``pipeline.yaml``."""
 
     lake: LakeConfig = LakeConfig()
     spark: SparkConfig = SparkConfig()
-    sources: dict[Identifier, JdbcSource] = Field(min_length=1)
+    # Empty for a deployment that only reads the lake (the knowledge base, releases).
+    sources: dict[Identifier, Source] = {}
     transform: TransformConfig = TransformConfig()
     privacy: PrivacyConfig | None = None
     quality: QualityConfig = QualityConfig()
+    kb: KnowledgeBaseConfig | None = None
 
 
 def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
@@ -194,8 +213,15 @@ def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
     quality = config.quality
     if quality.contracts_dir is not None:
         quality = quality.model_copy(update={"contracts_dir": anchor(quality.contracts_dir)})
+    kb = config.kb.anchored(base, lake.root) if config.kb is not None else None
     return config.model_copy(
-        update={"lake": lake, "sources": sources, "privacy": privacy, "quality": quality}
+        update={
+            "lake": lake,
+            "sources": sources,
+            "privacy": privacy,
+            "quality": quality,
+            "kb": kb,
+        }
     )
 
 

@@ -188,13 +188,21 @@ class _ProcessEvents:
     def __call__(self, *columns: Any) -> Any:
         if self.processor is None:
             self.processor = self.processor_factory()
-        # One DataFrame when the planner hands the row whole, one Series per column when it
-        # has expanded the row (after a union or a projection).
+        # One DataFrame when the planner hands the row whole; one argument per column when it
+        # has expanded the row, with the constant columns (source, entity, format of a Kafka
+        # topic) folded into plain scalars.
         if len(columns) == 1:
             table = pa.Table.from_pandas(columns[0], preserve_index=False)
         else:
+            rows = next(
+                len(c) for c in columns if hasattr(c, "__len__") and not isinstance(c, str | bytes)
+            )
             table = pa.Table.from_arrays(
-                [pa.Array.from_pandas(c) for c in columns], names=SOURCE_SCHEMA.names
+                [
+                    pa.Array.from_pandas(c) if hasattr(c, "to_numpy") else pa.array([c] * rows)
+                    for c in columns
+                ],
+                names=SOURCE_SCHEMA.names,
             )
         tagged = self.processor.process(table)
         self._note_offsets(table)
@@ -498,6 +506,10 @@ class _CatchUp:
         self.kafka_targets: dict[str, int] = {}
         self._last_change = time.monotonic()
         self._last_seen: object = None
+        # Offsets noted by an earlier run may be ahead of its last checkpoint (it crashed after
+        # reading them): only what this run processes counts.
+        for stale in job.paths.progress.glob("kafka-*.json"):
+            stale.unlink()
         for source in job.stream.sources.values():
             if isinstance(source, KafkaSourceConfig):
                 from ingest.kafka import KafkaClient
@@ -551,12 +563,27 @@ def _stop_with_savepoint(client: JobClient, directory: Path) -> str:
     from pyflink.java_gateway import get_gateway
 
     jvm = get_gateway().jvm
-    future = client._j_job_client.stopWithSavepoint(
-        False,
-        directory.resolve().as_uri(),
-        jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL,
-    )
-    return str(future.get(_STOP_TIMEOUT_S, jvm.java.util.concurrent.TimeUnit.SECONDS))
+    deadline = time.monotonic() + _STOP_TIMEOUT_S
+    while True:
+        future = client._j_job_client.stopWithSavepoint(
+            False,
+            directory.resolve().as_uri(),
+            jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL,
+        )
+        try:
+            return str(future.get(_STOP_TIMEOUT_S, jvm.java.util.concurrent.TimeUnit.SECONDS))
+        except Exception as exc:
+            # A savepoint needs every task running; right after a (re)start some may still
+            # be deploying. Anything else is a real failure.
+            if "Not all required tasks are currently running" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise LakeError(
+                    "the stream job did not reach a state where it could be stopped with a"
+                    " savepoint",
+                    transient=True,
+                ) from None
+            time.sleep(1)
 
 
 def _job_failed(client: JobClient) -> str | None:

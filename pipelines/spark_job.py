@@ -17,16 +17,18 @@ Order of the commits for one entity, and why:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from ingest.crm_config import CrmEntities, CrmSource
 from ingest.erp import JdbcReader
 from ingest.lineage import with_lineage
 from pipelines.chain import OUTCOME_FIELDS, Chain, stage_counts
 from pipelines.config import JdbcSource, JdbcTable, PipelineConfig
-from pipelines.errors import LakeError, QualityGateFailed, StewardError
+from pipelines.errors import ConfigError, LakeError, QualityGateFailed, StewardError
 from pipelines.lake import LINEAGE_COLUMNS, Lake
 from pipelines.ledger import RunRecord
 from pipelines.quality import QualityGate, raise_if_failed, schema_problems
@@ -34,6 +36,10 @@ from pipelines.quality import QualityGate, raise_if_failed, schema_problems
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import Column, DataFrame, SparkSession
+
+    from ingest.crm import CrmClient
+
+T = TypeVar("T")
 
 _OUTCOME_COLUMNS = [f.name for f in OUTCOME_FIELDS]
 _TABLE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "zstd"}
@@ -90,6 +96,19 @@ class Watermark:
             return None
 
 
+@dataclass
+class EntityRead:
+    """One entity's rows as read from its source (before lineage), and how to describe the
+    incremental state this read covers (committed with raw, see the module docstring)."""
+
+    source: str
+    entity: str
+    key: str
+    frame: DataFrame
+    state: Callable[[DataFrame], dict[str, str]]
+    soft_delete_column: str | None = None
+
+
 def _tag_partitions(chain: Chain) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The ``mapInArrow`` function: tags every row of every batch with its chain outcome."""
 
@@ -129,43 +148,103 @@ class SparkBatchJob:
         # Every chain is built (rule packs compiled, policies and keys loaded) before any
         # source is read: a configuration mistake stops the run with nothing written.
         chains = {
-            table.entity_name: self.chain_for(table.entity_name)
+            entity: self.chain_for(entity)
             for source in self.config.sources.values()
-            for table in source.tables
+            for entity in _entities(source)
         }
         for namespace in ("raw", "clean", "quarantine", "curated"):
             self.spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {self.lake.catalog_name}.{namespace}")
         reports = []
         for source_name, source in self.config.sources.items():
-            reader = JdbcReader(self.spark, source_name, source)
-            for table in source.tables:
-                chain = chains[table.entity_name]
-                reports.append(self._entity(reader, source_name, source, table, chain))
+            for read in self._reads(source_name, source):
+                reports.append(self._entity(read, chains[read.entity]))
         self.gate.finish()
         return reports
 
-    # -- one entity --------------------------------------------------------------------------
+    # -- reading sources ---------------------------------------------------------------------
 
-    def _entity(
-        self,
-        reader: JdbcReader,
-        source_name: str,
-        source: JdbcSource,
-        table: JdbcTable,
-        chain: Chain,
-    ) -> EntityReport:
-        from pyspark.sql import functions as F
+    def _reads(self, source_name: str, source: JdbcSource | CrmSource) -> Iterator[EntityRead]:
+        if isinstance(source, JdbcSource):
+            reader = JdbcReader(self.spark, source_name, source)
+            for table in source.tables:
+                yield self._read_jdbc(reader, source_name, table)
+            return
+        from ingest.crm import CrmClient
 
-        entity = table.entity_name
-        report = EntityReport(source=source_name, entity=entity)
-        raw = self.table("raw", f"{source_name}_{entity}")
+        with CrmClient(source_name, source) as client:
+            for entity in _entities(source):
+                read = self._read_crm(client, source_name, entity, source.entity(entity).key)
+                if read is not None:
+                    yield read
 
-        started = time.perf_counter()
+    def _raw_name(self, source_name: str, entity: str) -> str:
+        return self.table("raw", f"{source_name}_{entity}")
+
+    def _read_jdbc(self, reader: JdbcReader, source_name: str, table: JdbcTable) -> EntityRead:
+        """The table's rows past its stored watermark (all of them on a full run); Spark
+        pushes the comparison down into the source's SQL."""
         frame = reader.read(table)
-        previous = None if self.full else self._stored_watermark(raw)
+        raw = self._raw_name(source_name, table.entity_name)
+        previous = None if self.full else self._stored_state(raw, Watermark.from_summary)
         if previous is not None and table.watermark is not None:
             frame = frame.where(self._after(frame, table, previous))
-        frame = with_lineage(frame, source_name, entity, table.key, self.run.run_id)
+
+        def state(read: DataFrame) -> dict[str, str]:
+            mark = self._new_watermark(read, table)
+            return mark.to_summary() if mark is not None else {}
+
+        return EntityRead(
+            source_name, table.entity_name, table.key, frame, state, table.soft_delete_column
+        )
+
+    def _read_crm(
+        self, client: CrmClient, source_name: str, entity: str, key: str
+    ) -> EntityRead | None:
+        """The entity's records since the stored cursor, paged on the driver (CRM exports
+        are small next to ERP tables). Nested values (dialogue turns) are kept as JSON."""
+        import pyarrow as pa
+
+        from ingest.crm import CrmCursor
+
+        raw = self._raw_name(source_name, entity)
+        cursor = None if self.full else self._stored_state(raw, CrmCursor.from_summary)
+        records: list[dict[str, Any]] = []
+        for page in client.pages(entity, cursor):  # type: ignore[arg-type]
+            records.extend(_flat(record) for record in page.records)
+            cursor = page.cursor
+        if records:
+            frame = self.spark.createDataFrame(pa.Table.from_pylist(records).to_pandas())
+        elif self._exists(raw):
+            frame = self.spark.table(raw).drop(*LINEAGE_COLUMNS).limit(0)
+        else:
+            return None  # nothing read yet and nothing to describe the entity's columns
+        summary = cursor.to_summary() if cursor is not None else {}
+        return EntityRead(source_name, entity, key, frame, lambda _: summary)
+
+    def _stored_state(self, raw: str, parse: Callable[[dict[str, str]], T | None]) -> T | None:
+        """The incremental state recorded by the newest raw commit that has one."""
+        if not self._exists(raw):
+            return None
+        rows = self.spark.sql(
+            f"SELECT summary FROM {raw}.snapshots ORDER BY committed_at DESC"
+        ).collect()
+        for row in rows:
+            state = parse(dict(row["summary"] or {}))
+            if state is not None:
+                return state
+        return None
+
+    # -- one entity --------------------------------------------------------------------------
+
+    def _entity(self, read: EntityRead, chain: Chain) -> EntityReport:
+        from pyspark.sql import functions as F
+
+        entity = read.entity
+        report = EntityReport(source=read.source, entity=entity)
+        raw = self._raw_name(read.source, entity)
+
+        started = time.perf_counter()
+        frame = with_lineage(read.frame, read.source, entity, read.key, self.run.run_id)
         # Pin what was read: the source may change while the run goes on, and every later
         # step (chain, counts, raw) must see the same rows.
         frame = frame.localCheckpoint(eager=True)
@@ -202,10 +281,9 @@ class SparkBatchJob:
                 self._merge_quarantine(rejected, stage, frame.columns)
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
         self._check(kept, entity, "clean")
-        report.deleted = self._merge_clean(kept, frame, entity, source_name, table)
-        report.raw_new_versions, watermark = self._append_raw(frame, raw, table)
-        if watermark is not None:
-            report.watermark = watermark.to_summary()
+        report.deleted = self._merge_clean(kept, frame, read)
+        report.watermark = read.state(frame)
+        report.raw_new_versions = self._append_raw(frame, raw, report.watermark)
         report.seconds["clean+raw"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -262,19 +340,6 @@ class SparkBatchJob:
         return frame.mapInArrow(_tag_partitions(chain), from_arrow_schema(output))
 
     # -- incremental state -------------------------------------------------------------------
-
-    def _stored_watermark(self, raw: str) -> Watermark | None:
-        """The watermark of the newest raw commit that recorded one."""
-        if not self._exists(raw):
-            return None
-        rows = self.spark.sql(
-            f"SELECT summary FROM {raw}.snapshots ORDER BY committed_at DESC"
-        ).collect()
-        for row in rows:
-            mark = Watermark.from_summary(dict(row["summary"] or {}))
-            if mark is not None:
-                return mark
-        return None
 
     def _after(self, frame: DataFrame, table: JdbcTable, mark: Watermark) -> Column:
         """Rows newer than the watermark (less the look-back), ties broken by key. Spark
@@ -401,37 +466,35 @@ class SparkBatchJob:
         existing = self.spark.table(target).select("_source_key", *columns)
         return rows.join(existing, ["_source_key", *columns], "left_anti")
 
-    def _merge_clean(
-        self, kept: DataFrame, read: DataFrame, entity: str, source_name: str, table: JdbcTable
-    ) -> int:
+    def _merge_clean(self, kept: DataFrame, frame: DataFrame, read: EntityRead) -> int:
         """One row per source key, the newest clean version.
 
         Rows flagged deleted at the source (``soft_delete_column``) and, on a full read, keys
-        gone from the source (absent from ``read``, not merely rejected by a stage) leave
+        gone from the source (absent from ``frame``, not merely rejected by a stage) leave
         clean and are recorded in ``raw._deletes``. Returns the number of such keys.
         """
         from pyspark.sql import functions as F
 
-        name = self.table("clean", entity)
+        name = self.table("clean", read.entity)
         self._ensure_table(kept, name)
         deletes = self.spark.createDataFrame([], "_source_key string")
-        if table.soft_delete_column:
-            flagged = F.coalesce(F.col(table.soft_delete_column), F.lit(False))
+        if read.soft_delete_column:
+            flagged = F.coalesce(F.col(read.soft_delete_column), F.lit(False))
             deletes = kept.where(flagged).select("_source_key")
             kept = kept.where(~flagged)
         if self.full:
             gone = (
                 self.spark.table(name)
-                .where(F.col("_source") == source_name)
+                .where(F.col("_source") == read.source)
                 .select("_source_key")
-                .join(read.select("_source_key"), "_source_key", "left_anti")
+                .join(frame.select("_source_key"), "_source_key", "left_anti")
             )
             deletes = deletes.unionByName(gone)
         deletes = deletes.localCheckpoint(eager=True)
         deleted = deletes.count()
         changes = self._changed(kept, name).withColumn("_delete", F.lit(False))
         if deleted:
-            self._record_deletes(deletes, source_name, entity)
+            self._record_deletes(deletes, read.source, read.entity)
             placeholders = kept.limit(0).unionByName(deletes, allowMissingColumns=True)
             changes = changes.unionByName(placeholders.withColumn("_delete", F.lit(True)))
         self._upsert(name, changes.localCheckpoint(eager=True), kept.columns)
@@ -476,27 +539,21 @@ class SparkBatchJob:
             WHEN NOT MATCHED THEN INSERT *""",
         )
 
-    def _append_raw(
-        self, frame: DataFrame, name: str, table: JdbcTable
-    ) -> tuple[int, Watermark | None]:
+    def _append_raw(self, frame: DataFrame, name: str, state: dict[str, str]) -> int:
         """Append the row versions raw has not seen (by key and content hash); the commit
-        carries the run id and the watermark this read covered."""
+        carries the run id and the incremental state this read covered."""
         from pyspark.sql import functions as F
 
         self._ensure_table(frame, name, [F.days("_ingested_at")])
         seen = self.spark.table(name).select("_source_key", "_content_hash")
         new = frame.join(seen, ["_source_key", "_content_hash"], "left_anti").select(*frame.columns)
         count = new.count()
-        watermark = self._new_watermark(frame, table)
         if count:
-            properties = {"steward.run-id": self.run.run_id}
-            if watermark is not None:
-                properties.update(watermark.to_summary())
             writer = new.writeTo(name)
-            for key, value in properties.items():
+            for key, value in {"steward.run-id": self.run.run_id, **state}.items():
                 writer = writer.option(f"snapshot-property.{key}", value)
             self._commit(name, "append", writer.append)
-        return count, watermark
+        return count
 
     def _sync_curated(self, entity: str) -> int:
         """Bring curated level with clean in one commit: new and changed keys, deletions.
@@ -519,6 +576,22 @@ class SparkBatchJob:
         return self.spark.table(name).count()
 
 
+def _entities(source: JdbcSource | CrmSource) -> list[str]:
+    if isinstance(source, JdbcSource):
+        return [table.entity_name for table in source.tables]
+    return [name for name in CrmEntities.model_fields if getattr(source.entities, name)]
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    """Nested values as JSON text: one flat row per record, whatever the CRM nests."""
+    return {
+        key: json.dumps(value, ensure_ascii=False, sort_keys=True)
+        if isinstance(value, dict | list)
+        else value
+        for key, value in record.items()
+    }
+
+
 def run_batch(
     spark: SparkSession,
     config: PipelineConfig,
@@ -538,6 +611,8 @@ def run_batch(
     from pipelines.ledger import RunLedger
     from pipelines.transform import build_chain
 
+    if not config.sources:
+        raise ConfigError("the config names no sources: nothing for a batch run to read")
     lake = Lake(config.lake)
     ledger = RunLedger(config.lake.ledger)
     with ledger.run("batch", config_digest) as run:

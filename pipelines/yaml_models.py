@@ -48,11 +48,23 @@ def _nearest_line(index: dict[_Loc, int], loc: Sequence[str | int]) -> int:
     return 1
 
 
+def _document_loc(loc: Sequence[str | int], index: dict[_Loc, int]) -> list[str | int]:
+    """``loc`` without the union tags pydantic puts in it (``sources.erp.jdbc.user`` is
+    ``sources.erp.user`` in the file): an inner element the document does not have is a tag."""
+    kept: list[str | int] = []
+    for position, part in enumerate(loc):
+        inner = position < len(loc) - 1
+        if inner and isinstance(part, str) and (*kept, part) not in index:
+            continue
+        kept.append(part)
+    return kept
+
+
 def format_validation_error(source: str, error: ValidationError, index: dict[_Loc, int]) -> str:
     """One line per problem: ``file:line: dotted.field: message``."""
     lines = []
     for problem in error.errors():
-        loc = [part for part in problem["loc"] if isinstance(part, str | int)]
+        loc = _document_loc([p for p in problem["loc"] if isinstance(p, str | int)], index)
         field = ".".join(str(part) for part in loc) or "(top level)"
         lines.append(f"{source}:{_nearest_line(index, loc)}: {field}: {problem['msg']}")
     return "\n".join(lines)

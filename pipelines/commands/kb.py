@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import BaseModel, ConfigDict
 
 from index.config import KnowledgeBaseConfig
 from pipelines.commands.common import ConfigOption, JsonOption, handles_errors, out, print_json
@@ -25,26 +24,14 @@ if TYPE_CHECKING:
 kb_app = typer.Typer(help="The RAG knowledge base: load and search.", no_args_is_help=True)
 
 
-class _KbFile(BaseModel):
-    """The sections of ``pipeline.yaml`` these commands use; the rest is someone else's."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    lake: LakeConfig = LakeConfig()
-    kb: KnowledgeBaseConfig | None = None
-
-
 def load_kb_config(path: Path) -> tuple[LakeConfig, KnowledgeBaseConfig]:
-    """The lake and kb sections of ``path``, with relative paths anchored at its folder."""
-    from pipelines.yaml_models import load_yaml_model
+    """The lake and kb sections of the pipeline config (paths already anchored)."""
+    from pipelines.config import load_config
 
-    file = load_yaml_model(path, _KbFile)
-    if file.kb is None:
+    config = load_config(path)
+    if config.kb is None:
         raise ConfigError(f"{path}: no kb section (see `steward kb load --help`)")
-    base = path.resolve().parent
-    root = file.lake.root if file.lake.root.is_absolute() else (base / file.lake.root).resolve()
-    lake = file.lake.model_copy(update={"root": root})
-    return lake, file.kb.anchored(base, root)
+    return config.lake, config.kb
 
 
 def _embedder(kb: KnowledgeBaseConfig) -> SentenceTransformerEmbedder:

@@ -319,3 +319,5 @@ def publish_command(
             f" ({r.approved} approved, {r.already_published} already there)",
             highlight=False,
         )
+        for sample_id, pii_type in r.blocked_pii.items():
+            out.print(f"  held back {sample_id}: the PII re-check found {pii_type}")

@@ -134,10 +134,11 @@ def test_ledger_balances_and_snapshots_carry_the_run(demo_run: DemoRun) -> None:
     assert run is not None and run["status"] == "succeeded"
     for table in DEMO_TABLES:
         stages = [s for s in run["stages"] if s["entity"] == table.name]
-        assert [s["stage"] for s in stages] == ["cleaning", "privacy"]
+        assert [s["stage"] for s in stages] == ["cleaning", "privacy", "quality"]
         assert stages[0]["rows_in"] == demo_run.erp_rows[table.name]
-        assert stages[1]["rows_in"] == stages[0]["rows_out"]
-        assert stages[1]["rows_out"] == demo_run.reports[table.name].kept
+        for before, after in zip(stages, stages[1:], strict=False):
+            assert after["rows_in"] == before["rows_out"]
+        assert stages[-1]["rows_out"] == demo_run.reports[table.name].kept
         for stage in stages:
             assert stage["rows_in"] == stage["rows_out"] + stage["quarantined"] + stage["dropped"]
     committed = {c["table_name"] for c in run["commits"]}
