@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 from collections.abc import Callable
@@ -136,7 +137,7 @@ def test_ledger_balances_and_snapshots_carry_the_run(demo_run: DemoRun) -> None:
         stages = [s for s in run["stages"] if s["entity"] == table.name]
         assert [s["stage"] for s in stages] == ["cleaning", "privacy", "quality"]
         assert stages[0]["rows_in"] == demo_run.erp_rows[table.name]
-        for before, after in zip(stages, stages[1:], strict=False):
+        for before, after in itertools.pairwise(stages):
             assert after["rows_in"] == before["rows_out"]
         assert stages[-1]["rows_out"] == demo_run.reports[table.name].kept
         for stage in stages:
