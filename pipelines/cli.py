@@ -27,6 +27,7 @@ from pipelines.commands.lineage import lineage_command
 from pipelines.commands.privacy import privacy_app
 from pipelines.commands.quality import quality_app
 from pipelines.commands.rules import rules_app
+from pipelines.commands.synth import synth_app
 from pipelines.config import PipelineConfig, config_hash, load_config
 
 app = typer.Typer(
@@ -37,7 +38,6 @@ app = typer.Typer(
 run_app = typer.Typer(
     help="Run the pipeline: batch (Spark) or stream (Flink).", no_args_is_help=True
 )
-synth_app = typer.Typer(help="Few-shot synthetic samples and their review queue.")
 runs_app = typer.Typer(help="The run ledger: what ran, with which counts.", no_args_is_help=True)
 lake_app = typer.Typer(help="The Iceberg lake: tables, snapshots, releases.", no_args_is_help=True)
 for sub_app, name in (

@@ -31,6 +31,7 @@ from pipelines.contracts import QualityConfig
 from pipelines.errors import ConfigError
 from pipelines.identifiers import Identifier
 from pipelines.yaml_models import load_yaml_model
+from synth.config import SynthConfig
 
 
 class _Model(BaseModel):
@@ -187,6 +188,7 @@ class PipelineConfig(_Model):
     privacy: PrivacyConfig | None = None
     quality: QualityConfig = QualityConfig()
     kb: KnowledgeBaseConfig | None = None
+    synth: SynthConfig | None = None
 
 
 def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:

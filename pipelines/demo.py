@@ -15,10 +15,15 @@ import time
 from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from pipelines.config import config_hash, load_config
+from pipelines.config import PipelineConfig, config_hash, load_config
+
+if TYPE_CHECKING:
+    from index.loader import LoadReport
+    from pipelines.lake import Lake
 
 DEMO_FILES = resources.files("pipelines").joinpath("demo")
 PSEUDONYM_KEY_ENV = "STEWARD_PSEUDONYM_KEY"
@@ -37,6 +42,24 @@ def write_demo_config(path: Path, *, port: int, password_file: Path, lake_root: 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def load_knowledge_base(config: PipelineConfig, lake: Lake) -> list[LoadReport]:
+    """``steward kb load`` for the demo: embed the changed chunks of the curated datasets."""
+    from index.embed import SentenceTransformerEmbedder
+    from index.loader import KnowledgeBaseLoader
+    from index.stores import open_store
+
+    if config.kb is None:
+        return []
+    store = open_store(config.kb)
+    try:
+        loader = KnowledgeBaseLoader(
+            config.kb, SentenceTransformerEmbedder(config.kb.embedding), store
+        )
+        return loader.load_lake(lake)
+    finally:
+        store.close()
 
 
 def ensure_demo_key(workdir: Path) -> None:
@@ -80,6 +103,8 @@ def run_demo(workdir: Path, lake_root: Path, scale: int, console: Console, as_js
         run_id, reports = run_batch(spark, config, config_hash(config_path))
         status.update("Publishing releases…")
         releases = [release_with_card(lake, config.quality, r.entity) for r in reports]
+        status.update("Loading the knowledge base…")
+        kb_reports = load_knowledge_base(config, lake)
     seconds = time.perf_counter() - started
 
     if as_json:
@@ -87,6 +112,7 @@ def run_demo(workdir: Path, lake_root: Path, scale: int, console: Console, as_js
         summary["erp_rows"] = erp_rows
         summary["config"] = str(config_path)
         summary["releases"] = [{**r.__dict__, "path": str(r.path)} for r in releases]
+        summary["knowledge_base"] = [r.to_json() for r in kb_reports]
         sys.stdout.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
         return
     console.print(f"demo ERP: {', '.join(f'{t} {n}' for t, n in erp_rows.items())} rows")
@@ -94,4 +120,10 @@ def run_demo(workdir: Path, lake_root: Path, scale: int, console: Console, as_js
     for r in releases:
         verb = "released" if r.created else "unchanged, already released as"
         console.print(f"{verb} {r.dataset} {r.version} ({r.rows} rows) → {r.path}")
+    for r in kb_reports:
+        console.print(
+            f"knowledge base: {r.dataset}: {r.chunks} chunks, {r.embedded} embedded,"
+            f" {r.deleted} stale points removed"
+        )
     console.print(f"config: {config_path}")
+    console.print(f'try: steward kb search -c {config_path} -p clinician "每日两次 口服"')

@@ -531,7 +531,7 @@ class _CatchUp:
                 seen[name] = max(seen.get(name, -1), int(offset))
         return seen
 
-    def done(self) -> bool:
+    def done(self, job_id: str) -> bool:
         seen = self._kafka_seen()
         kafka_done = all(
             end == 0 or seen.get(name, -1) >= end - 1 for name, end in self.kafka_targets.items()
@@ -545,8 +545,10 @@ class _CatchUp:
         if kafka_done and landing_done:
             return True
         # Transaction markers occupy offsets no record is read at: when nothing has moved
-        # for a while, the sources are as caught up as they will get.
-        if seen != self._last_seen:
+        # for a while, the sources are as caught up as they will get. The clock starts at
+        # the run's first completed checkpoint: before it, a slow start looks like idleness.
+        running = any((self.job.paths.checkpoints / job_id).glob("chk-*/_metadata"))
+        if seen != self._last_seen or not running:
             self._last_seen = seen
             self._last_change = time.monotonic()
         return landing_done and (
@@ -658,7 +660,7 @@ def _drive(
             except Exception as exc:
                 detail = ": " + next(iter(str(exc).strip().splitlines()), "")
             raise SourceError(f"the stream job stopped ({failed}){detail}", transient=True)
-        if catch_up is not None and catch_up.done():
+        if catch_up is not None and catch_up.done(str(client.get_job_id())):
             return
         if should_stop is not None and should_stop():
             return

@@ -9,12 +9,16 @@ flag); acting on a filter without ids needs ``--all`` so a bulk decision is neve
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pipelines.commands.common import ConfigOption, JsonOption, handles_errors, out, print_json
 from pipelines.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipelines.config import LakeConfig
+    from synth.config import SynthConfig
 
 synth_app = typer.Typer(
     help="Few-shot synthetic samples and their review queue.", no_args_is_help=True
@@ -28,9 +32,18 @@ TaskOption = Annotated[
 StatusChoice = ("pending", "approved", "rejected", "all")
 
 
+def load_synth_config(path: Path) -> tuple[LakeConfig, SynthConfig]:
+    """The lake and synth sections of the pipeline config (paths already anchored)."""
+    from pipelines.config import load_config
+
+    config = load_config(path)
+    if config.synth is None:
+        raise ConfigError(f"{path}: no synth section (see `steward synth generate --help`)")
+    return config.lake, config.synth
+
+
 def _tasks(config: Path, names: list[str] | None) -> tuple[Any, list[Any]]:
     from pipelines.lake import Lake
-    from synth.config import load_synth_config
 
     lake_config, synth = load_synth_config(config)
     tasks = [synth.task(n) for n in names] if names else list(synth.tasks)
@@ -41,7 +54,6 @@ def _tasks(config: Path, names: list[str] | None) -> tuple[Any, list[Any]]:
 
 def _lake(config: Path) -> Any:
     from pipelines.lake import Lake
-    from synth.config import load_synth_config
 
     return Lake(load_synth_config(config)[0])
 

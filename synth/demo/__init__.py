@@ -1,0 +1,1 @@
+"""The shipped demo task: rare customer-service intents (see ``support_tickets``)."""
