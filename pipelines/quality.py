@@ -809,10 +809,21 @@ class QualityGate:
         return QualityStage(self.contracts, self.config)
 
     def check(
-        self, data: Any, entity: str, *, gate: str, run_id: str, rows_block: bool = False
+        self,
+        data: Any,
+        entity: str,
+        *,
+        gate: str,
+        run_id: str,
+        rows_block: bool = False,
+        whole_zone: bool = True,
     ) -> QualityResult | None:
         """Check one entity's batch, store the summary; None when the entity has no contract
-        (and contracts are not required)."""
+        (and contracts are not required).
+
+        ``whole_zone`` says ``data`` is the entity's whole table, so its row count is compared
+        with the previous passed run's; an incremental batch (only the changed rows) is not.
+        """
         contract = self.contracts.get(entity)
         if contract is None:
             if self.config.require_contracts:
@@ -824,7 +835,9 @@ class QualityGate:
             gate=gate,
             run_id=run_id,
             config=self.config,
-            previous_rows=self.reports.previous_rows(entity, gate, before_run=run_id),
+            previous_rows=(
+                self.reports.previous_rows(entity, gate, before_run=run_id) if whole_zone else None
+            ),
             rows_block=rows_block,
             quality_root=self.reports.root if self.config.data_docs else None,
         )

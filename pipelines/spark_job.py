@@ -280,14 +280,17 @@ class SparkBatchJob:
                 )
                 self._merge_quarantine(rejected, stage, frame.columns)
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
-        self._check(kept, entity, "clean")
+        if report.kept:
+            self._check(kept, entity, "clean", whole_zone=False)
         report.deleted = self._merge_clean(kept, frame, read)
         report.watermark = read.state(frame)
         report.raw_new_versions = self._append_raw(frame, raw, report.watermark)
         report.seconds["clean+raw"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        self._check(self.spark.table(self.table("clean", entity)), entity, "curated")
+        self._check(
+            self.spark.table(self.table("clean", entity)), entity, "curated", whole_zone=True
+        )
         report.curated_rows = self._sync_curated(entity)
         report.seconds["curated"] = time.perf_counter() - started
         return report
@@ -309,9 +312,10 @@ class SparkBatchJob:
                 run_id=self.run.run_id,
             )
 
-    def _check(self, rows: DataFrame, entity: str, gate: str) -> None:
-        """Batch-level checks (uniqueness, row count against the previous run, contract
-        expectations) before ``gate``'s zone is written; a failure publishes nothing there.
+    def _check(self, rows: DataFrame, entity: str, gate: str, *, whole_zone: bool) -> None:
+        """Batch-level checks (uniqueness, contract expectations and, on a whole table, the
+        row count against the previous run) before ``gate``'s zone is written; a failure
+        publishes nothing there.
 
         The rows are collected as Arrow: exact types (no float-for-nullable-int detour
         through pandas) and the path the gate's tests cover.
@@ -328,7 +332,12 @@ class SparkBatchJob:
             else to_arrow_schema(rows.schema).empty_table()
         )
         result = self.gate.check(
-            data, entity, gate=gate, run_id=self.run.run_id, rows_block=gate == "curated"
+            data,
+            entity,
+            gate=gate,
+            run_id=self.run.run_id,
+            rows_block=gate == "curated",
+            whole_zone=whole_zone,
         )
         if result is not None:
             raise_if_failed(result)
