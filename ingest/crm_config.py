@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     field_validator,
     model_validator,
 )
 
+from pipelines.config_types import Identifier, StrictModel
 from pipelines.errors import ConfigError
 
 CrmEntityName = Literal["accounts", "contacts", "tickets"]
@@ -32,24 +30,10 @@ CrmEntityName = Literal["accounts", "contacts", "tickets"]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # JSON field names the connector reads from each record: plain names, so a typo surfaces here
 # rather than as a record "missing" a field with a space in its name.
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+FieldName = Identifier
 
 
-def _field_name(value: str) -> str:
-    if not _FIELD_NAME.match(value):
-        raise ValueError(f"{value!r} is not a plain field name (letters, digits, _; max 63)")
-    return value
-
-
-FieldName = Annotated[str, AfterValidator(_field_name)]
-
-
-class _Model(BaseModel):
-    # Unknown keys are typos until proven otherwise: refuse them with their line.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CrmDialogue(_Model):
+class CrmDialogue(StrictModel):
     """Where a record keeps its conversation: a list of turns, each ``{speaker: …, text: …}``.
 
     The connector replaces the list with ``<field>_text`` (one ``speaker: text`` line per turn,
@@ -62,7 +46,7 @@ class CrmDialogue(_Model):
     text: FieldName = "text"
 
 
-class CrmEntity(_Model):
+class CrmEntity(StrictModel):
     """One exported entity: where it is served and which fields order and identify records."""
 
     path: str
@@ -81,7 +65,7 @@ class CrmEntity(_Model):
         return value
 
 
-class CrmEntities(_Model):
+class CrmEntities(StrictModel):
     """The entities to read; leave one out (``null``) to skip it."""
 
     accounts: CrmEntity | None = CrmEntity(path="/v1/accounts")
@@ -95,7 +79,7 @@ class CrmEntities(_Model):
         return self
 
 
-class CrmTimeouts(_Model):
+class CrmTimeouts(StrictModel):
     """httpx timeouts in seconds; a read timeout is what a slow page runs into."""
 
     connect: float = Field(default=10.0, gt=0)
@@ -104,7 +88,7 @@ class CrmTimeouts(_Model):
     pool: float = Field(default=10.0, gt=0)
 
 
-class CrmRetry(_Model):
+class CrmRetry(StrictModel):
     """Exponential backoff (with jitter) for timeouts, 5xx, connection errors, invalid JSON.
 
     Attempt ``n`` (from 1) waits ``min(initial_s * exp_base ** (n - 1) + U(0, jitter_s), max_s)``.
@@ -122,13 +106,13 @@ class CrmRetry(_Model):
     max_retry_after_s: float = Field(default=300.0, ge=0)
 
 
-class CrmRateLimit(_Model):
+class CrmRateLimit(StrictModel):
     """Client-side pacing, so a bulk export stays inside the API's published quota."""
 
     requests_per_second: float | None = Field(default=None, gt=0)
 
 
-class CrmSource(_Model):
+class CrmSource(StrictModel):
     """A CRM read through its paginated JSON export API (see ``ingest/crm.py`` for the protocol)."""
 
     kind: Literal["rest"]

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
@@ -27,19 +26,14 @@ from pydantic import (
 
 from index.config import KnowledgeBaseConfig
 from ingest.crm_config import CrmSource
+from pipelines.config_types import Identifier, StrictModel
 from pipelines.contracts import QualityConfig
 from pipelines.errors import ConfigError
-from pipelines.identifiers import Identifier
 from pipelines.yaml_models import load_yaml_model
 from synth.config import SynthConfig
 
 
-class _Model(BaseModel):
-    # Unknown keys are typos until proven otherwise: refuse them with their line.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CatalogConfig(_Model):
+class CatalogConfig(StrictModel):
     """The one Iceberg catalog that Spark, Flink and pyiceberg share (same name everywhere)."""
 
     name: Identifier = "steward"
@@ -50,7 +44,7 @@ class CatalogConfig(_Model):
     password_env: str | None = None
 
 
-class LakeConfig(_Model):
+class LakeConfig(StrictModel):
     root: Path = Path("lake")
     catalog: CatalogConfig = CatalogConfig()
 
@@ -67,14 +61,14 @@ class LakeConfig(_Model):
         return self.root / "ledger.db"
 
 
-class SparkConfig(_Model):
+class SparkConfig(StrictModel):
     master: str = "local[*]"
     app_name: str = "steward-batch"
     shuffle_partitions: int = Field(default=4, ge=1)
     conf: dict[str, str] = {}
 
 
-class JdbcTable(_Model):
+class JdbcTable(StrictModel):
     """One ERP table: its name at the source, its key, and the entity it feeds."""
 
     name: Identifier
@@ -93,7 +87,7 @@ class JdbcTable(_Model):
         return self.entity or self.name
 
 
-class JdbcSource(_Model):
+class JdbcSource(StrictModel):
     """A relational source read by Spark over JDBC (PostgreSQL first; any driver by config)."""
 
     kind: Literal["jdbc"] = "jdbc"
@@ -143,7 +137,7 @@ class JdbcSource(_Model):
             ) from None
 
 
-class TransformConfig(_Model):
+class TransformConfig(StrictModel):
     """The transform chain every source goes through (Spark and Flink alike)."""
 
     rule_packs: list[str] = ["common"]
@@ -151,7 +145,7 @@ class TransformConfig(_Model):
     rule_timeout_s: float = Field(default=0.1, gt=0, le=10)
 
 
-class PrivacyConfig(_Model):
+class PrivacyConfig(StrictModel):
     """Treatment policies (``privacy/policy.py`` YAML) per entity; ``default`` for the rest.
 
     An entity with neither its own policy nor a default passes the privacy stage untreated,
@@ -177,7 +171,7 @@ Source = Annotated[
 ]
 
 
-class PipelineConfig(_Model):
+class PipelineConfig(StrictModel):
     """The whole ``pipeline.yaml``."""
 
     lake: LakeConfig = LakeConfig()

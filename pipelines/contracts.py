@@ -20,16 +20,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
+from pipelines.config_types import Identifier, StrictModel
 from pipelines.errors import ConfigError
-from pipelines.identifiers import Identifier
 from pipelines.yaml_models import load_yaml_model
 
 DEFAULT_CONTRACTS_DIR = Path(__file__).with_name("contracts")
@@ -102,12 +100,7 @@ Regex = Annotated[str, AfterValidator(_regex)]
 Scalar = str | int | float | bool
 
 
-class _Model(BaseModel):
-    # Unknown keys are typos until proven otherwise: refuse them with their line.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ColumnContract(_Model):
+class ColumnContract(StrictModel):
     """One column: its logical type, what it means, and the value rules it keeps."""
 
     name: Identifier
@@ -136,7 +129,7 @@ class ColumnContract(_Model):
         return self
 
 
-class StewardExpectation(_Model):
+class StewardExpectation(StrictModel):
     """An expectation a steward adds in YAML: a registered GX name with its arguments."""
 
     name: CheckName
@@ -170,7 +163,7 @@ class StewardExpectation(_Model):
         return EXPECTATION_KINDS[self.expect].level
 
 
-class EntityContract(_Model):
+class EntityContract(StrictModel):
     """What one entity's rows look like once they leave the chain (clean and curated)."""
 
     entity: Identifier
@@ -211,7 +204,7 @@ class EntityContract(_Model):
         return [c.name for c in self.columns]
 
 
-class QualityConfig(_Model):
+class QualityConfig(StrictModel):
     """The ``quality:`` section of ``pipeline.yaml``."""
 
     # None: the contracts shipped in pipelines/contracts/.

@@ -26,21 +26,19 @@ import warnings
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
+
+from pipelines.config_types import StrictModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class GaussianMechanism(_Model):
+class GaussianMechanism(StrictModel):
     kind: Literal["gaussian"] = "gaussian"
     noise_multiplier: float = Field(gt=0)
     sample_rate: float = Field(default=1.0, gt=0, le=1)
     steps: int = Field(default=1, ge=1)
 
 
-class LaplaceMechanism(_Model):
+class LaplaceMechanism(StrictModel):
     kind: Literal["laplace"] = "laplace"
     epsilon: float = Field(gt=0)
     count: int = Field(default=1, ge=1)

@@ -30,13 +30,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     model_validator,
 )
 
+from pipelines.config_types import StrictModel
 from pipelines.yaml_models import load_yaml_model
 from privacy.entities import ENTITY_REGISTRY
 from privacy.generalize import GENERALIZERS
@@ -52,12 +51,7 @@ def _entity_name(value: str) -> str:
 EntityName = Annotated[str, AfterValidator(_entity_name)]
 
 
-class _Model(BaseModel):
-    # Unknown keys are typos until proven otherwise: refuse them with their line.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KeySource(_Model):
+class KeySource(StrictModel):
     """Where the pseudonymisation key lives: an environment variable or a file."""
 
     env: str | None = None
@@ -76,13 +70,13 @@ class KeySource(_Model):
         return PseudonymKey.from_file(self.file)
 
 
-class Redact(_Model):
+class Redact(StrictModel):
     """Replace with ``<TYPE>`` (or ``<FIELD>`` for an undeclared field)."""
 
     action: Literal["redact"]
 
 
-class Mask(_Model):
+class Mask(StrictModel):
     """Keep the last ``keep_last`` characters, replace the rest with ``char``."""
 
     action: Literal["mask"]
@@ -90,32 +84,32 @@ class Mask(_Model):
     char: str = Field(default="*", min_length=1, max_length=1)
 
 
-class Pseudonymize(_Model):
+class Pseudonymize(StrictModel):
     """Keyed HMAC token. Values in one ``domain`` join; default domain is the PII type."""
 
     action: Literal["pseudonymize"]
     domain: str | None = None
 
 
-class Drop(_Model):
+class Drop(StrictModel):
     """Remove the value: a span is cut from the text, a field becomes null."""
 
     action: Literal["drop"]
 
 
-class Quarantine(_Model):
+class Quarantine(StrictModel):
     """Send the whole row to quarantine (with the type and field, never the value)."""
 
     action: Literal["quarantine"]
 
 
-class Keep(_Model):
+class Keep(StrictModel):
     """Leave as is: an explicit, reviewable decision (e.g. server IPs in logs)."""
 
     action: Literal["keep"]
 
 
-class Generalize(_Model):
+class Generalize(StrictModel):
     """Coarsen a field: birth date → year, age → band, address → city."""
 
     action: Literal["generalize"]
@@ -131,7 +125,7 @@ class Generalize(_Model):
         return self
 
 
-class Noise(_Model):
+class Noise(StrictModel):
     """Differentially private noise on a numeric field, after clipping to [lower, upper].
 
     Each row's value is released once with ``epsilon`` (Laplace) or (``epsilon``,
@@ -171,14 +165,14 @@ SpanTreatment = Annotated[
 ]
 
 
-class Declared(_Model):
+class Declared(StrictModel):
     """A field declared to hold a PII type: the type's treatment applies to the whole value."""
 
     action: Literal["declared"]
     type: EntityName
 
 
-class _Typed(_Model):
+class _Typed(StrictModel):
     # A field may name its type and still choose its own treatment.
     type: EntityName | None = None
 
@@ -209,7 +203,7 @@ FieldTreatment = Annotated[
 Accountant = Literal["rdp", "prv"]
 
 
-class Budget(_Model):
+class Budget(StrictModel):
     """The privacy budget of one dataset for one privacy unit (e.g. per customer)."""
 
     privacy_unit: str
@@ -218,7 +212,7 @@ class Budget(_Model):
     accountant: Accountant = "rdp"
 
 
-class PrivacyPolicy(_Model):
+class PrivacyPolicy(StrictModel):
     """One dataset's treatment policy (see the module docstring for the YAML shape)."""
 
     version: str = Field(min_length=1)

@@ -19,33 +19,16 @@ so a typo in a backend option is refused with its line instead of being ignored.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from pipelines.config_types import Identifier, StrictModel
 from pipelines.errors import ConfigError
 from privacy.policy import Budget
 
-# Names become Iceberg column names and table names: plain identifiers only.
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
-
-def _identifier(value: str) -> str:
-    if not _IDENTIFIER.match(value):
-        raise ValueError(f"{value!r} is not a plain identifier (letters, digits, _; max 63)")
-    return value
-
-
-Identifier = Annotated[str, AfterValidator(_identifier)]
-
-
-class _Model(BaseModel):
-    # Unknown keys are typos until proven otherwise: refuse them with their line.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ExemplarConfig(_Model):
+class ExemplarConfig(StrictModel):
     """Few-shot exemplars per label, chosen by maximal marginal relevance (MMR)."""
 
     k: int = Field(default=8, ge=1, le=64)
@@ -53,7 +36,7 @@ class ExemplarConfig(_Model):
     diversity_lambda: float = Field(default=0.5, ge=0, le=1)
 
 
-class SubstituteBackend(_Model):
+class SubstituteBackend(StrictModel):
     """Offline: slot/entity substitution, clause recombination and light edits."""
 
     kind: Literal["substitute"] = "substitute"
@@ -64,7 +47,7 @@ class SubstituteBackend(_Model):
     locales: tuple[str, str] = ("zh_CN", "en_US")
 
 
-class OpenAIBackend(_Model):
+class OpenAIBackend(StrictModel):
     """Any OpenAI-compatible chat-completions endpoint (vLLM, TGI, Ollama, OpenAI)."""
 
     kind: Literal["openai"] = "openai"
@@ -87,7 +70,7 @@ class OpenAIBackend(_Model):
     instructions: str | None = None
 
 
-class TabularColumn(_Model):
+class TabularColumn(StrictModel):
     """One column of a structured record. Bounds and categories are public knowledge given
     here, not read from the data: taking them from the data would leak outside DP-SGD."""
 
@@ -109,7 +92,7 @@ class TabularColumn(_Model):
         return self
 
 
-class DpTabularBackend(_Model):
+class DpTabularBackend(StrictModel):
     """A small autoregressive model over structured records, trained with opacus DP-SGD."""
 
     kind: Literal["dp-tabular"] = "dp-tabular"
@@ -131,7 +114,7 @@ Backend = Annotated[
 TEXT_BACKENDS = ("substitute", "openai")
 
 
-class MemorisationConfig(_Model):
+class MemorisationConfig(StrictModel):
     """Drop samples too close to a real record."""
 
     max_cosine: float = Field(default=0.95, gt=0, le=1)
@@ -140,7 +123,7 @@ class MemorisationConfig(_Model):
     max_ngram: int = Field(default=8, ge=2)
 
 
-class FilterConfig(_Model):
+class FilterConfig(StrictModel):
     rule_packs: list[str] = ["common"]
     # The entity and field name the packs' selectors know this text by (default: the task's
     # dataset and text field), so a new dataset can borrow an existing domain's rules.
@@ -154,7 +137,7 @@ class FilterConfig(_Model):
     label_check: Literal["flag", "drop"] = "flag"
 
 
-class ReviewConfig(_Model):
+class ReviewConfig(StrictModel):
     """Human review. With auto-approval, unflagged samples are approved by ``auto`` except a
     spot-check share that stays pending for a person, so the auto-approver is audited."""
 
@@ -162,7 +145,7 @@ class ReviewConfig(_Model):
     spot_check_rate: float = Field(default=0.1, ge=0, le=1)
 
 
-class SynthTask(_Model):
+class SynthTask(StrictModel):
     name: Identifier
     dataset: Identifier
     text_field: Identifier | None = None
@@ -199,7 +182,7 @@ class SynthTask(_Model):
         return self.backend.kind in TEXT_BACKENDS
 
 
-class SynthConfig(_Model):
+class SynthConfig(StrictModel):
     """The ``synth:`` section."""
 
     tasks: list[SynthTask] = Field(default_factory=list)
