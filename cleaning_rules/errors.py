@@ -7,37 +7,18 @@ while the message (what the CLI prints on one line) shows the first and counts t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
-from pipelines.errors import ConfigError
+from pipelines.yaml_models import YamlError, YamlIssue
 
 STAGE = "cleaning_rules"
 
-
-@dataclass(frozen=True, slots=True)
-class PackIssue:
-    """One problem in a pack file: where it is (``path:line``), which field, and why."""
-
-    path: Path
-    line: int
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        field = f" {self.field}:" if self.field else ""
-        return f"{self.path}:{self.line}:{field} {self.message}"
+# One problem in a pack file: ``path:line``, the field, and why.
+PackIssue = YamlIssue
 
 
-class RulePackError(ConfigError):
+class RulePackError(YamlError):
     """A rule pack is missing, unreadable or invalid; ``issues`` lists every problem found."""
 
-    def __init__(self, message: str, *, issues: tuple[PackIssue, ...] = ()):
-        super().__init__(message, stage=STAGE)
-        self.issues = issues
-
-    @classmethod
-    def from_issues(cls, issues: list[PackIssue]) -> RulePackError:
-        """One error for a non-empty list of issues, the first one in the message."""
-        more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
-        return cls(f"{issues[0]}{more}", issues=tuple(issues))
+    def __init__(
+        self, message: str, *, issues: tuple[YamlIssue, ...] = (), stage: str | None = None
+    ):
+        super().__init__(message, issues=issues, stage=stage or STAGE)

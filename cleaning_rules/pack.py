@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 from cleaning_rules.actions import ACTIONS
 from cleaning_rules.errors import PackIssue, RulePackError
 from cleaning_rules.rules import CompiledRule, RuleSpec, StrictModel
-from cleaning_rules.yaml_source import LineMap, Loc, read_yaml
+from pipelines.yaml_models import LineMap, Loc, field_label, read_yaml
 
 PACK_NAME = r"^[a-z][a-z0-9_]*$"
 ANY_ENTITY = "*"
@@ -94,7 +94,7 @@ class LoadedPack:
 
 def load_pack_file(path: Path) -> LoadedPack:
     """Read, validate and compile one pack file; any problem raises :class:`RulePackError`."""
-    document = read_yaml(path)
+    document = read_yaml(path, RulePackError)
     try:
         spec = PackSpec.model_validate(document.data)
     except ValidationError as exc:
@@ -156,14 +156,8 @@ def _validation_issues(exc: ValidationError, path: Path, lines: LineMap) -> list
 
 
 def _label(loc: Loc) -> str:
-    """``rules[3].pattern`` for ``("rules", 3, "replace", "pattern")``: indexes in brackets,
-    pydantic's union tag (the action name after a rule index) left out."""
-    label = ""
-    previous: str | int | None = None
-    for element in loc:
-        if isinstance(element, int):
-            label += f"[{element}]"
-        elif not (isinstance(previous, int) and element in ACTIONS):
-            label += f".{element}" if label else str(element)
-        previous = element
-    return label
+    """``rules[3].pattern`` for ``("rules", 3, "replace", "pattern")``: pydantic's union tag
+    (the action name after a rule index) left out."""
+    return field_label(
+        [e for i, e in enumerate(loc) if not (i and isinstance(loc[i - 1], int) and e in ACTIONS)]
+    )

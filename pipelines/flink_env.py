@@ -20,11 +20,10 @@ if TYPE_CHECKING:
     from pyflink.table import StreamTableEnvironment
 
 KAFKA_CLIENT_JARS = ("kafka-clients-", "lz4-java-", "snappy-java-", "zstd-jni-")
-HADOOP_JARS = ("hadoop-client-api-", "hadoop-client-runtime-")
+# On the JVM's own classpath (see prepare_gateway), not in pipeline.jars.
+GATEWAY_JARS = ("hadoop-client-api-", "hadoop-client-runtime-", "sqlite-jdbc-", "postgresql-")
 FLINK_JARS = (
     "iceberg-flink-runtime-2.1-",
-    "sqlite-jdbc-",
-    "postgresql-",
     "flink-connector-kafka-",
     *KAFKA_CLIENT_JARS,
 )
@@ -35,14 +34,17 @@ def jar_urls(prefixes: Iterable[str]) -> list[str]:
 
 
 def prepare_gateway() -> None:
-    """Put Hadoop on the classpath of the JVM PyFlink is about to start.
+    """Put Hadoop and the catalog's JDBC drivers on the classpath of the JVM PyFlink starts.
 
     Flink resolves ``org.apache.hadoop.*`` parent-first (``classloader.parent-first-patterns``),
-    so Hadoop in ``pipeline.jars`` is never seen by Iceberg's catalog: it has to be on the
-    JVM's own classpath, which PyFlink's launcher builds from ``HADOOP_CLASSPATH``. Call this
-    before anything starts the gateway; once it runs, the classpath is fixed.
+    so Hadoop in ``pipeline.jars`` is never seen by Iceberg's catalog. JDBC drivers register
+    with ``DriverManager`` once, from the class loader that first loads them; every job gets a
+    new user class loader, so from a driver in ``pipeline.jars`` the second job in one process
+    finds "No suitable driver". Both go on the JVM's own classpath, which PyFlink's launcher
+    builds from ``HADOOP_CLASSPATH`` (on a Flink cluster: its lib/ folder). Call this before
+    anything starts the gateway; once it runs, the classpath is fixed.
     """
-    jars = [str(path.resolve()) for path in jar_paths(*HADOOP_JARS)]
+    jars = [str(path.resolve()) for path in jar_paths(*GATEWAY_JARS)]
     current = os.environ.get("HADOOP_CLASSPATH", "")
     missing = [jar for jar in jars if jar not in current.split(os.pathsep)]
     if missing:

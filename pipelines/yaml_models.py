@@ -1,13 +1,16 @@
-"""Load a YAML file into a pydantic model, reporting errors as ``file:line: field: message``.
+"""YAML files people edit, read with the line of every key, validated into pydantic models.
 
-Config is data validated at the edge: this is the one place YAML becomes typed objects. The
-YAML is composed into nodes first so every validation error can point at the line a person
-has to edit, not at a Python traceback.
+Config is data validated at the edge: this is the one place YAML becomes typed objects
+(``pipeline.yaml``, rule packs, privacy policies, contracts). The document is composed into
+nodes first and walked once to record the line of every key and item and to refuse duplicate
+keys (PyYAML would silently keep the last), then constructed into plain values. Every problem
+is reported as ``file:line: field: message``, so a person knows where to edit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -17,83 +20,194 @@ from pydantic import BaseModel, ValidationError
 from pipelines.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound="YamlError")
 
-_Loc = tuple[str | int, ...]
+Loc = tuple[str | int, ...]
+
+# PyYAML's merge key: its pairs are merged by the constructor, not duplicates of the mapping.
+_MERGE_KEY = "<<"
+# libyaml parses about ten times faster than the pure-Python parser; both give node marks.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _line_index(
-    node: yaml.Node, path: _Loc = (), index: dict[_Loc, int] | None = None
-) -> dict[_Loc, int]:
-    """Map every key path in a composed YAML document to its 1-based line."""
-    index = {} if index is None else index
-    index[path] = node.start_mark.line + 1
+@dataclass(frozen=True, slots=True)
+class YamlIssue:
+    """One problem in a file: where it is (``path:line``), which field, and why."""
+
+    path: Path | str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        field = f" {self.field}:" if self.field else ""
+        return f"{self.path}:{self.line}:{field} {self.message}"
+
+
+class YamlError(ConfigError):
+    """A YAML file is unreadable or invalid; ``issues`` lists every problem found, the message
+    shows the first and counts the rest."""
+
+    def __init__(
+        self, message: str, *, issues: tuple[YamlIssue, ...] = (), stage: str | None = None
+    ):
+        super().__init__(message, stage=stage)
+        self.issues = issues
+
+    @classmethod
+    def from_issues(cls: type[E], issues: Sequence[YamlIssue]) -> E:
+        more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
+        return cls(f"{issues[0]}{more}", issues=tuple(issues))
+
+
+@dataclass(frozen=True)
+class LineMap:
+    """Line (1-based) of every mapping key and sequence item, addressed by its path."""
+
+    lines: dict[Loc, int]
+
+    def document_loc(self, loc: Sequence[object]) -> Loc:
+        """The deepest prefix of ``loc`` that is in the document. Elements that are not part
+        of the document (a pydantic union tag, a missing field) are skipped."""
+        found: Loc = ()
+        for element in loc:
+            key: str | int = element if isinstance(element, int) else str(element)
+            if (*found, key) in self.lines:
+                found = (*found, key)
+        return found
+
+    def line_for(self, loc: Sequence[object]) -> int:
+        """The line of ``loc``; a missing field resolves to the mapping that lacks it."""
+        return self.lines.get(self.document_loc(loc), 1)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """A parsed YAML file: its plain value and the line of each path in it."""
+
+    path: Path | str
+    data: object
+    lines: LineMap
+
+
+def parse_yaml(text: str, source: Path | str, error: type[E] = YamlError) -> YamlDocument:  # type: ignore[assignment]
+    """Parse one YAML document; syntax errors, duplicate keys and an empty document raise
+    ``error`` naming ``source:line``."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise error.from_issues([YamlIssue(source, 1, "", "the file is empty")])
+        lines: dict[Loc, int] = {(): node.start_mark.line + 1}
+        issues: list[YamlIssue] = []
+        _walk(loader, node, (), lines, issues, source)
+        if issues:
+            raise error.from_issues(issues)
+        data = loader.construct_document(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise error.from_issues([YamlIssue(source, line, "", f"invalid YAML: {problem}")]) from exc
+    except yaml.YAMLError as exc:
+        raise error.from_issues([YamlIssue(source, 1, "", f"invalid YAML: {exc}")]) from exc
+    finally:
+        loader.dispose()
+    return YamlDocument(source, data, LineMap(lines))
+
+
+def read_yaml(path: Path, error: type[E] = YamlError) -> YamlDocument:  # type: ignore[assignment]
+    """``parse_yaml`` of a file; an unreadable file raises ``error`` too."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error.from_issues([YamlIssue(path, 1, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error.from_issues([YamlIssue(path, 1, "", f"cannot read: {exc}")]) from None
+    return parse_yaml(text, path, error)
+
+
+def _walk(
+    loader: yaml.SafeLoader,
+    node: yaml.Node,
+    loc: Loc,
+    lines: dict[Loc, int],
+    issues: list[YamlIssue],
+    source: Path | str,
+) -> None:
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key_node, value_node in node.value:
-            key_path = (*path, key_node.value)
-            index[key_path] = key_node.start_mark.line + 1
-            _line_index(value_node, key_path, index)
-            index[key_path] = key_node.start_mark.line + 1
+            line = key_node.start_mark.line + 1
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == _MERGE_KEY:
+                continue
+            key = str(loader.construct_object(key_node, deep=True))
+            if key in seen:
+                where = field_label((*loc, key))
+                issues.append(
+                    YamlIssue(source, line, where, f"duplicate key (first set on line {seen[key]})")
+                )
+                continue
+            seen[key] = line
+            lines[(*loc, key)] = line
+            _walk(loader, value_node, (*loc, key), lines, issues, source)
     elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_index(item, (*path, i), index)
-    return index
+        for index, item in enumerate(node.value):
+            lines[(*loc, index)] = item.start_mark.line + 1
+            _walk(loader, item, (*loc, index), lines, issues, source)
 
 
-def _nearest_line(index: dict[_Loc, int], loc: Sequence[str | int]) -> int:
-    """The line of the deepest known prefix of ``loc`` (a missing field points at its parent)."""
-    for end in range(len(loc), -1, -1):
-        line = index.get(tuple(loc[:end]))
-        if line is not None:
-            return line
-    return 1
+def validation_issues(
+    exc: ValidationError, document: YamlDocument, *, keep_tags: bool = False
+) -> list[YamlIssue]:
+    """One issue per pydantic error, at its line, with the field as the file spells it
+    (union tags left out unless ``keep_tags``)."""
+    issues = []
+    for problem in exc.errors(include_url=False):
+        loc = [part for part in problem["loc"] if isinstance(part, str | int)]
+        path = loc if keep_tags else _without_tags(loc, document.lines)
+        field = field_label(path) or "(top level)"
+        message = problem["msg"].removeprefix("Value error, ")
+        issues.append(YamlIssue(document.path, document.lines.line_for(loc), field, message))
+    return sorted(issues, key=lambda issue: issue.line)
 
 
-def _document_loc(loc: Sequence[str | int], index: dict[_Loc, int]) -> list[str | int]:
-    """``loc`` without the union tags pydantic puts in it (``sources.erp.jdbc.user`` is
-    ``sources.erp.user`` in the file): an inner element the document does not have is a tag."""
+def field_label(loc: Sequence[str | int]) -> str:
+    """``sources.erp.tables[0].name``: keys dotted, list indexes in brackets."""
+    label = ""
+    for element in loc:
+        if isinstance(element, int):
+            label += f"[{element}]"
+        else:
+            label += f".{element}" if label else str(element)
+    return label
+
+
+def _without_tags(loc: Sequence[str | int], lines: LineMap) -> list[str | int]:
+    """``sources.erp.jdbc.user`` is ``sources.erp.user`` in the file: an inner element the
+    document does not have is a union tag. The last element stays (it may be missing)."""
     kept: list[str | int] = []
     for position, part in enumerate(loc):
         inner = position < len(loc) - 1
-        if inner and isinstance(part, str) and (*kept, part) not in index:
+        if inner and isinstance(part, str) and (*kept, part) not in lines.lines:
             continue
         kept.append(part)
     return kept
 
 
-def format_validation_error(source: str, error: ValidationError, index: dict[_Loc, int]) -> str:
-    """One line per problem: ``file:line: dotted.field: message``."""
-    lines = []
-    for problem in error.errors():
-        loc = _document_loc([p for p in problem["loc"] if isinstance(p, str | int)], index)
-        field = ".".join(str(part) for part in loc) or "(top level)"
-        lines.append(f"{source}:{_nearest_line(index, loc)}: {field}: {problem['msg']}")
-    return "\n".join(lines)
+def _validated(document: YamlDocument, model: type[M]) -> M:
+    try:
+        return model.model_validate(document.data)
+    except ValidationError as exc:
+        raise YamlError.from_issues(validation_issues(exc, document)) from None
 
 
 def parse_yaml_model(text: str, model: type[M], source: str) -> M:
     """Validate YAML ``text`` as ``model``; ``source`` names the file in error messages."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        raise ConfigError(f"{source}:{line}: invalid YAML: {exc.problem or exc}") from None
-    if node is None or data is None:
-        raise ConfigError(f"{source}:1: the file is empty")
-    index = _line_index(node)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(source, exc, index)) from None
+    return _validated(parse_yaml(text, source), model)
 
 
 def load_yaml_model(path: Path, model: type[M]) -> M:
-    """Read ``path`` and validate it as ``model`` (see ``parse_yaml_model``)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    return parse_yaml_model(text, model, str(path))
+    """Read ``path`` and validate it as ``model``; every problem is a ``YamlError``
+    (a ``ConfigError``) naming ``file:line: field``."""
+    return _validated(read_yaml(path), model)

@@ -57,7 +57,7 @@ def test_an_entity_left_out_is_not_readable(tmp_path: Path) -> None:
         ("entities:\n  tickets: {path: v1/tickets}\n", "crm.yaml:5: entities.tickets.path:"),
         (
             "entities:\n  tickets:\n    path: https://evil.example.com/x\n",
-            "crm.yaml:6: entities.tickets.path: Value error, must be a path starting with '/'",
+            "crm.yaml:6: entities.tickets.path: must be a path starting with '/'",
         ),
         ("entities:\n  leads: {path: /v1/leads}\n", "crm.yaml:5: entities.leads: Extra inputs"),
         ("entities:\n  contacts: {path: /c, key: 'contact id'}\n", "entities.contacts.key"),

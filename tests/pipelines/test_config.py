@@ -85,7 +85,7 @@ def test_missing_field_points_at_its_parent(tmp_path: Path) -> None:
 def test_identifiers_refuse_sql(tmp_path: Path) -> None:
     path = write(tmp_path, VALID.replace("name: customers", 'name: "customers; DROP TABLE x"'))
     message = error_of(path)
-    assert "sources.erp.tables.0.name" in message
+    assert "sources.erp.tables[0].name" in message
     assert "not a plain identifier" in message
 
 

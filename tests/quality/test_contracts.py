@@ -54,7 +54,7 @@ def test_a_minimal_contract_loads(tmp_path: Path) -> None:
         (
             "expectations:\n  - {name: things.x, expect: expect_nonsense, column: label}\n",
             9,
-            "expectations.0.expect: Value error, unknown expectation 'expect_nonsense'",
+            "expectations[0].expect: unknown expectation 'expect_nonsense'",
         ),
         (
             "expectations:\n  - {name: things.x, expect: expect_column_values_to_be_unique}\n",
@@ -82,7 +82,7 @@ def test_column_level_mistakes(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError) as caught:
         load_contract(write(tmp_path, bad))
-    assert f"{tmp_path / 'things.yaml'}:7: columns.1.regex" in caught.value.message
+    assert f"{tmp_path / 'things.yaml'}:7: columns[1].regex" in caught.value.message
     assert "invalid regular expression" in caught.value.message
 
 
