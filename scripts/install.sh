@@ -2,7 +2,7 @@
 # Install what Steward needs, skipping what is already there (make calls this; see README).
 #   scripts/install.sh system   PostgreSQL server and a JDK/Maven from Debian if missing
 #   scripts/install.sh python   .venv with the pinned Python packages (requirements.lock)
-#   scripts/install.sh jars     the JVM jars pinned in pom.xml, copied into .jars/
+#   scripts/install.sh jars     the JVM jars pinned in pom.xml, copied into .jars/ (and .jars/kafka/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,7 +53,10 @@ python_env() {
 }
 
 jars() {
+  # Spark's and Flink's jars into .jars/; the Kafka broker (tests, `steward dev kafka`) with
+  # its own dependencies into .jars/kafka/, so neither classpath sees the other's.
   mvn -q -B dependency:copy-dependencies -DoutputDirectory=.jars
+  mvn -q -B -P kafka-broker dependency:copy-dependencies
 }
 
 for step in "$@"; do
