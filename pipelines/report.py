@@ -25,7 +25,16 @@ def print_batch_summary(
     console: Console, run_id: str, reports: list[EntityReport], seconds: float
 ) -> None:
     rows = Table(title=f"run {run_id}", title_justify="left")
-    for column in ("source", "entity", "read", "new in raw", "clean", "quarantined", "dropped"):
+    for column in (
+        "source",
+        "entity",
+        "read",
+        "new in raw",
+        "kept",
+        "quarantined",
+        "dropped",
+        "deleted",
+    ):
         rows.add_column(column, justify="left" if column in ("source", "entity") else "right")
     rows.add_column("curated", justify="right")
     for r in reports:
@@ -37,6 +46,7 @@ def print_batch_summary(
             str(r.kept),
             str(r.quarantined),
             str(r.dropped),
+            str(r.deleted),
             str(r.curated_rows),
         )
     console.print(rows)

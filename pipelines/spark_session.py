@@ -23,6 +23,10 @@ def spark_session(spark: SparkConfig, lake: Lake) -> SparkSession:
     # activated venv that interpreter lacks pyarrow and the project.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if spark.master.startswith("local"):
+        # One machine: bind to loopback instead of whatever interface the host name resolves
+        # to (the JVM reads this before any Spark setting).
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
     lake.prepare()
