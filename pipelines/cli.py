@@ -27,6 +27,7 @@ from pipelines.commands.lineage import lineage_command
 from pipelines.commands.privacy import privacy_app
 from pipelines.commands.quality import quality_app
 from pipelines.commands.rules import rules_app
+from pipelines.commands.stream import dev_kafka_command, stream_command
 from pipelines.commands.synth import synth_app
 from pipelines.config import PipelineConfig, config_hash, load_config
 
@@ -40,6 +41,7 @@ run_app = typer.Typer(
 )
 runs_app = typer.Typer(help="The run ledger: what ran, with which counts.", no_args_is_help=True)
 lake_app = typer.Typer(help="The Iceberg lake: tables, snapshots, releases.", no_args_is_help=True)
+dev_app = typer.Typer(help="Local services for trying Steward by hand.", no_args_is_help=True)
 for sub_app, name in (
     (run_app, "run"),
     (rules_app, "rules"),
@@ -49,6 +51,7 @@ for sub_app, name in (
     (quality_app, "quality"),
     (runs_app, "runs"),
     (lake_app, "lake"),
+    (dev_app, "dev"),
 ):
     app.add_typer(sub_app, name=name)
 
@@ -88,6 +91,28 @@ def _run_batch(pipeline: PipelineConfig, config: Path, full: bool) -> tuple[str,
     with out.status("Running the batch job…"):
         run_id, reports = run_batch(spark, pipeline, config_hash(config), full=full)
     return run_id, reports, time.perf_counter() - started
+
+
+@run_app.command("stream")
+def run_stream_command(
+    config: ConfigOption = Path("pipeline.yaml"),
+    once: Annotated[
+        bool, typer.Option("--once", help="Process what is there, then stop (catch-up runs).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Follow Kafka topics and landing folders into the lake (Flink), exactly once."""
+    stream_command(config, once, as_json)
+
+
+@dev_app.command("kafka")
+def dev_kafka(
+    workdir: Annotated[Path, typer.Option(help="Broker data and log folder.")] = Path(
+        ".steward/kafka"
+    ),
+) -> None:
+    """Start the one-node Kafka broker the tests use, for trying the stream path by hand."""
+    dev_kafka_command(workdir)
 
 
 # -- runs --------------------------------------------------------------------------------------

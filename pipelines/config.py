@@ -26,6 +26,7 @@ from pydantic import (
 
 from index.config import KnowledgeBaseConfig
 from ingest.crm_config import CrmSource
+from ingest.stream_config import StreamConfig
 from pipelines.config_types import Identifier, StrictModel
 from pipelines.contracts import QualityConfig
 from pipelines.errors import ConfigError
@@ -183,6 +184,7 @@ class PipelineConfig(StrictModel):
     quality: QualityConfig = QualityConfig()
     kb: KnowledgeBaseConfig | None = None
     synth: SynthConfig | None = None
+    stream: StreamConfig | None = None
 
 
 def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
@@ -210,6 +212,7 @@ def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
     if quality.contracts_dir is not None:
         quality = quality.model_copy(update={"contracts_dir": anchor(quality.contracts_dir)})
     kb = config.kb.anchored(base, lake.root) if config.kb is not None else None
+    stream = config.stream.resolved(base) if config.stream is not None else None
     return config.model_copy(
         update={
             "lake": lake,
@@ -217,6 +220,7 @@ def _resolve(config: PipelineConfig, base: Path) -> PipelineConfig:
             "privacy": privacy,
             "quality": quality,
             "kb": kb,
+            "stream": stream,
         }
     )
 

@@ -1,8 +1,7 @@
 """``steward run stream`` (the Flink job) and ``steward dev kafka`` (a local broker by hand).
 
-The CLI registers these functions; they read only the sections of ``pipeline.yaml`` the stream
-needs (``lake``, ``transform``, ``privacy``, ``stream``), so a stream-only deployment needs no
-batch sources.
+The CLI registers these functions. A stream-only deployment needs no batch sources: the
+``stream:`` section of ``pipeline.yaml`` names the Kafka topics and landing folders.
 """
 
 from __future__ import annotations
@@ -13,51 +12,20 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from ingest.stream_config import StreamConfig
 from pipelines.commands.common import handles_errors, out, print_json
-from pipelines.config import LakeConfig, PipelineConfig, PrivacyConfig, TransformConfig
+from pipelines.config import PipelineConfig
 from pipelines.errors import ConfigError
-
-
-class _StreamFile(BaseModel):
-    """The sections of ``pipeline.yaml`` the stream uses; the rest is someone else's."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    lake: LakeConfig = LakeConfig()
-    transform: TransformConfig = TransformConfig()
-    privacy: PrivacyConfig | None = None
-    stream: StreamConfig | None = None
 
 
 def load_stream_config(path: Path) -> tuple[PipelineConfig, StreamConfig]:
     """The pipeline (for ``build_chain``) and its stream section, paths anchored at the file."""
-    from pipelines.yaml_models import load_yaml_model
+    from pipelines.config import load_config
 
-    file = load_yaml_model(path, _StreamFile)
-    if file.stream is None:
+    pipeline = load_config(path)
+    if pipeline.stream is None:
         raise ConfigError(f"{path}: no stream section (see `steward run stream --help`)")
-    base = path.resolve().parent
-
-    def anchor(p: Path) -> Path:
-        return p if p.is_absolute() else (base / p).resolve()
-
-    lake = file.lake.model_copy(update={"root": anchor(file.lake.root)})
-    privacy = file.privacy
-    if privacy is not None:
-        privacy = privacy.model_copy(
-            update={
-                "policies": {k: anchor(v) for k, v in privacy.policies.items()},
-                "default": anchor(privacy.default) if privacy.default else None,
-            }
-        )
-    # build_chain reads transform and privacy only; the batch sources are not needed here.
-    pipeline = PipelineConfig.model_construct(
-        lake=lake, transform=file.transform, privacy=privacy, sources={}
-    )
-    return pipeline, file.stream.resolved(base)
+    return pipeline, pipeline.stream
 
 
 @handles_errors
