@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,13 +31,13 @@ def timed(fn: Any, sync: Any = None) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-def measure(device: str, texts: list[str], counts: list[int]) -> dict[str, Any]:
+def measure(device: str, model: Path, texts: list[str], counts: list[int]) -> dict[str, Any]:
     import torch
     from sentence_transformers import SentenceTransformer
 
     sync = torch.cuda.synchronize if device == "cuda" else None
-    baseline = SentenceTransformer(str(default_model_path()), device=device)
-    ours = SentenceTransformerEmbedder(EmbeddingConfig(device=device))  # type: ignore[arg-type]
+    baseline = SentenceTransformer(str(model), device=device)
+    ours = SentenceTransformerEmbedder(EmbeddingConfig(model=model, device=device))  # type: ignore[arg-type]
     warm = texts[:64]
     baseline.encode(warm)
     ours.embed(warm, counts[:64])
@@ -59,21 +60,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1500, help="documents to chunk (CPU)")
     parser.add_argument("--gpu-docs", type=int, default=30000, help="documents on GPU")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="a sentence-transformers model folder (default: the shipped all-MiniLM-L6-v2)",
+    )
+    parser.add_argument("--no-cpu", action="store_true", help="measure CUDA only")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     import torch
 
-    chunker = SentenceTransformerEmbedder(EmbeddingConfig(device="cpu"))
+    model = args.model or default_model_path()
+    chunker = SentenceTransformerEmbedder(EmbeddingConfig(model=model, device="cpu"))
 
     def corpus(count: int) -> tuple[list[str], list[int]]:
         chunks = chunk_texts(documents(count), chunker, chunker.max_tokens, 32)
         flat = [c for doc in chunks for c in doc]
         return [c.text for c in flat], [c.tokens for c in flat]
 
-    results = [measure("cpu", *corpus(args.docs))]
+    results = [] if args.no_cpu else [measure("cpu", model, *corpus(args.docs))]
     if torch.cuda.is_available():
-        results.append(measure("cuda", *corpus(args.gpu_docs)))
+        results.append(measure("cuda", model, *corpus(args.gpu_docs)))
     else:
         results.append({"device": "cuda", "skipped": "no CUDA device"})
     if args.json:
