@@ -105,3 +105,22 @@ def test_missing_lake_table_and_corrupt_catalog(tmp_path: Path, lake: Lake) -> N
     (corrupt_root / "catalog.db").write_bytes(b"this is not a database" * 100)
     with pytest.raises(LakeError, match="catalog"):
         Lake(LakeConfig(root=corrupt_root)).tables()
+
+
+def test_locked_catalog_is_a_lake_error(tmp_path: Path) -> None:
+    import sqlite3
+
+    # A catalog file in SQLite's default journal mode (not WAL), held by another writer.
+    lake = Lake(LakeConfig(root=tmp_path / "locked"))
+    lake.config.warehouse.mkdir(parents=True)
+    assert lake.sqlite_path is not None
+    sqlite3.connect(lake.sqlite_path).close()
+    lake.catalog.create_namespace("curated")
+    holder = sqlite3.connect(lake.sqlite_path, timeout=0)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(LakeError, match=r"catalog .*locked"):
+            Lake(lake.config).tables()
+    finally:
+        holder.rollback()
+        holder.close()
