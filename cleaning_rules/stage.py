@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cleaning_rules.engine import RuleSet
-from pipelines.chain import StageResult, rejected_table
+from pipelines.chain import StageResult, per_entity, rejected_table
 
 RULES_VERSION_FIELD = pa.field("_rules_version", pa.string())
 
@@ -31,15 +31,7 @@ class CleaningStage:
         if batch.num_rows == 0:
             empty = rejected_table(batch, [], [])
             return StageResult(self._with_version(batch), empty, empty)
-        parts = [
-            self._process_entity(batch.filter(pc.equal(batch["_entity"], entity)), entity)
-            for entity in pc.unique(batch["_entity"]).to_pylist()
-        ]
-        return StageResult(
-            pa.concat_tables([p.kept for p in parts]),
-            pa.concat_tables([p.quarantined for p in parts]),
-            pa.concat_tables([p.dropped for p in parts]),
-        )
+        return per_entity(batch, self._process_entity)
 
     def _process_entity(self, batch: pa.Table, entity: str) -> StageResult:
         fields = [f for f in batch.column_names if f in self.ruleset.fields_for(entity)]

@@ -14,12 +14,13 @@ accounting is derived from the data actually written instead of from side counte
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import pyarrow as pa
 
+from pipelines.errors import ConfigError
 from pipelines.ledger import StageCounts
 
 Outcome = Literal["keep", "quarantine", "drop"]
@@ -54,6 +55,24 @@ def rejected_table(rows: pa.Table, rule_ids: Sequence[str], reasons: Sequence[st
     """Attach ``_rule_id`` and ``_reason`` to rejected rows (helper for stage authors)."""
     return rows.append_column("_rule_id", pa.array(rule_ids, pa.string())).append_column(
         "_reason", pa.array(reasons, pa.string())
+    )
+
+
+def per_entity(batch: pa.Table, process: Callable[[pa.Table, str], StageResult]) -> StageResult:
+    """Run ``process`` on the rows of each ``_entity`` in ``batch`` and join the results (for
+    stages whose rules depend on the entity). ``batch`` must have rows."""
+    import pyarrow.compute as pc
+
+    if "_entity" not in batch.column_names:
+        raise ConfigError("the batch has no _entity column: lineage columns come first")
+    parts = [
+        process(batch.filter(pc.equal(batch["_entity"], entity)), entity)
+        for entity in pc.unique(batch["_entity"]).to_pylist()
+    ]
+    return StageResult(
+        pa.concat_tables([p.kept for p in parts]),
+        pa.concat_tables([p.quarantined for p in parts]),
+        pa.concat_tables([p.dropped for p in parts]),
     )
 
 
@@ -155,6 +174,7 @@ __all__ = [
     "Chain",
     "Stage",
     "StageResult",
+    "per_entity",
     "rejected_table",
     "stage_counts",
 ]

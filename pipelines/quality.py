@@ -37,9 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from pipelines.chain import StageResult, rejected_table
+from pipelines.chain import StageResult, per_entity, rejected_table
 from pipelines.contracts import (
     EntityContract,
     Level,
@@ -631,20 +630,10 @@ class QualityStage:
         return {**self.__dict__, "_suites": {}}
 
     def process(self, batch: pa.Table) -> StageResult:
-        empty = rejected_table(batch.slice(0, 0), [], [])
         if batch.num_rows == 0:
+            empty = rejected_table(batch, [], [])
             return StageResult(batch, empty, empty)
-        if "_entity" not in batch.column_names:
-            raise ConfigError("quality stage: the batch has no _entity column")
-        parts = [
-            self._process_entity(batch.filter(pc.equal(batch["_entity"], entity)), entity)
-            for entity in pc.unique(batch["_entity"]).to_pylist()
-        ]
-        return StageResult(
-            pa.concat_tables([p.kept for p in parts]),
-            pa.concat_tables([p.quarantined for p in parts]),
-            empty,
-        )
+        return per_entity(batch, self._process_entity)
 
     def _process_entity(self, batch: pa.Table, entity: str) -> StageResult:
         empty = rejected_table(batch.slice(0, 0), [], [])
