@@ -81,18 +81,24 @@ class JdbcReader:
         return int(row["lo"]), int(row["hi"])
 
     def read(self, table: JdbcTable) -> DataFrame:
-        """The whole table, read with ``num_partitions`` parallel range queries when a numeric
-        partition column is known (the configured one, else the key)."""
+        """The whole table, read with ``num_partitions`` parallel range queries when the
+        partition column (the configured one, else the key) is an integer column."""
+        from pyspark.sql.types import IntegralType
+
         what = f"table {self._qualified(table)}"
         options = {**self._options(), "dbtable": self._qualified(table)}
+        try:
+            # Only the schema is fetched here; rows are read when the job runs.
+            frame = self.spark.read.format("jdbc").options(**options).load()
+        except Exception as exc:
+            raise source_error(self.source_name, self.source, what, exc) from None
         column = table.partition_column or table.key
-        if self.source.num_partitions > 1:
-            try:
-                bounds = self._bounds(table, column)
-            except SourceError:
-                raise
-            except Exception:
-                bounds = None  # a non-numeric key: read in one partition
+        if (
+            self.source.num_partitions > 1
+            and column in frame.columns
+            and isinstance(frame.schema[column].dataType, IntegralType)
+        ):
+            bounds = self._bounds(table, column)
             if bounds is not None and bounds[1] > bounds[0]:
                 options.update(
                     partitionColumn=column,
@@ -100,10 +106,10 @@ class JdbcReader:
                     upperBound=str(bounds[1] + 1),
                     numPartitions=str(self.source.num_partitions),
                 )
-        try:
-            frame = self.spark.read.format("jdbc").options(**options).load()
-        except Exception as exc:
-            raise source_error(self.source_name, self.source, what, exc) from None
+                try:
+                    frame = self.spark.read.format("jdbc").options(**options).load()
+                except Exception as exc:
+                    raise source_error(self.source_name, self.source, what, exc) from None
         for role, column in (
             ("key", table.key),
             ("watermark", table.watermark),

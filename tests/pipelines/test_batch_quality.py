@@ -1,0 +1,109 @@
+"""Planted bad batches are stopped at the right gate, and curated keeps its previous state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+import pytest
+
+from pipelines.config import LakeConfig, PipelineConfig
+from pipelines.errors import ExitCode, QualityGateFailed
+from pipelines.lake import Lake
+from pipelines.local_postgres import PostgresInfo
+from pipelines.spark_job import run_batch
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+pytestmark = [pytest.mark.spark, pytest.mark.postgres]
+
+CONTRACT = """\
+entity: parcels
+version: 1
+description: Parcels handed to the carrier; one row per parcel id.
+key: parcel_id
+columns:
+  - {name: parcel_id, type: integer, required: true, min: 1, description: Parcel id.}
+  - {name: note, type: string, pii_free: true, description: Free-text handling note.}
+  - {name: updated_at, type: timestamp, required: true, description: Last change.}
+"""
+
+
+@pytest.fixture
+def parcels(
+    postgres: PostgresInfo, lake_config: LakeConfig, tmp_path: Path
+) -> tuple[PipelineConfig, Callable[[str], None]]:
+    def sql(statement: str) -> None:
+        with psycopg.connect(postgres.dsn()) as db:
+            db.execute(statement)
+
+    sql(
+        "DROP SCHEMA IF EXISTS depot CASCADE; CREATE SCHEMA depot;"
+        " CREATE TABLE depot.parcels (parcel_id int, note text, updated_at timestamptz);"
+        " INSERT INTO depot.parcels SELECT i, '轻放 fragile #' || i, now()"
+        " FROM generate_series(1, 40) i;"
+    )
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    (contracts / "parcels.yaml").write_text(CONTRACT, encoding="utf-8")
+    password = tmp_path / "password"
+    password.write_text(postgres.password, encoding="utf-8")
+    config = PipelineConfig.model_validate(
+        {
+            "lake": {"root": str(lake_config.root)},
+            "sources": {
+                "depot": {
+                    "url": postgres.jdbc_url,
+                    "user": postgres.user,
+                    "password_file": str(password),
+                    "schema": "depot",
+                    "tables": [{"name": "parcels", "key": "parcel_id", "watermark": "updated_at"}],
+                }
+            },
+            "transform": {"rule_packs": ["common"]},
+            "quality": {"contracts_dir": str(contracts)},
+        }
+    )
+    return config, sql
+
+
+def test_bad_batches_stop_at_their_gate(
+    spark: SparkSession, parcels: tuple[PipelineConfig, Callable[[str], None]]
+) -> None:
+    config, sql = parcels
+    lake = Lake(config.lake)
+    run_batch(spark, config, "test")
+    good = lake.snapshots("curated.parcels")[-1]["snapshot_id"]
+    assert lake.read("curated.parcels").num_rows == 40
+
+    # A leaked phone number: the row-level check quarantines that row, the rest goes on.
+    sql(
+        "UPDATE depot.parcels SET note = '请致电 13800138000', updated_at = now()"
+        " WHERE parcel_id = 3"
+    )
+    _, [report] = run_batch(spark, config, "test")
+    assert report.reasons == {"quality/quarantine:quality.parcels.note.no_pii": 1}
+    leaked = [r for r in lake.read("quarantine.quality").to_pylist() if r["_source_key"] == "3"]
+    assert leaked and "13800138000" not in leaked[0]["_reason"]
+    good = lake.snapshots("curated.parcels")[-1]["snapshot_id"]
+    curated = {r["parcel_id"]: r["note"] for r in lake.read("curated.parcels").to_pylist()}
+    assert curated[3] == "轻放 fragile #3"  # the previous clean version stays
+
+    # A uniqueness break: the batch gate stops the run before clean; curated is untouched.
+    sql("INSERT INTO depot.parcels VALUES (5, 'second parcel 5', now()), (5, 'third', now())")
+    with pytest.raises(QualityGateFailed) as caught:
+        run_batch(spark, config, "test")
+    assert caught.value.exit_code == ExitCode.QUALITY
+    assert "parcels" in caught.value.message and "gate clean" in caught.value.message
+    assert lake.snapshots("curated.parcels")[-1]["snapshot_id"] == good
+    sql("DELETE FROM depot.parcels WHERE note IN ('second parcel 5', 'third')")
+
+    # A type change at the source: stopped before the chain, with the column named.
+    sql("ALTER TABLE depot.parcels ALTER COLUMN parcel_id TYPE text")
+    with pytest.raises(QualityGateFailed, match=r"parcel_id: .*expected integer"):
+        run_batch(spark, config, "test")
+    assert lake.snapshots("curated.parcels")[-1]["snapshot_id"] == good
+    assert lake.read("curated.parcels").num_rows == 40
