@@ -1,7 +1,8 @@
 """``steward doctor``: check that the installed versions are the ones verified together.
 
 The expected versions are the pins in ``pyproject.toml`` and ``pom.xml``; this reads what is
-actually installed (Python packages, Java, the jars in ``.jars/``, PostgreSQL's server) and,
+actually installed (Python packages, Java, the jars Spark and Flink load from ``.jars/``,
+PostgreSQL's server) and,
 with ``--spark``, starts Spark and opens the Iceberg catalog on a scratch lake.
 """
 
@@ -68,9 +69,11 @@ def _postgres_server() -> Check:
 
 
 def _jars() -> list[Check]:
+    from pipelines.flink_env import FLINK_JARS, GATEWAY_JARS
+
     folder = jars_dir()
     checks = []
-    for prefix in SPARK_JARS:
+    for prefix in dict.fromkeys((*SPARK_JARS, *FLINK_JARS, *GATEWAY_JARS)):
         found = sorted(p.name for p in folder.glob(f"{prefix}*.jar"))
         checks.append(
             Check(f"jar {prefix.rstrip('-')}", bool(found), ", ".join(found) or "missing")
