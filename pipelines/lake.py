@@ -254,11 +254,12 @@ class Lake:
         if not dataset_dir.exists():
             return []
         manifests = []
-        for entry in sorted(dataset_dir.iterdir()):
+        for entry in dataset_dir.iterdir():
             manifest = entry / "_release.json"
             if not entry.name.startswith(".") and manifest.exists():
                 manifests.append({**json.loads(manifest.read_text("utf-8")), "_path": entry})
-        return manifests
+        # Oldest first by creation, not by name: "v10" sorts before "v2" as text.
+        return sorted(manifests, key=lambda m: (m["created_at"], len(m["version"]), m["version"]))
 
     def _release_for_snapshot(self, dataset_dir: Path, snapshot_id: int) -> ReleaseInfo | None:
         for manifest in self._release_manifests(dataset_dir):
