@@ -30,6 +30,12 @@ class StoredPoint:
     chunk_hash: str | None
     payload_hash: str | None
 
+    @classmethod
+    def of(cls, point_id: object, payload: Mapping[str, Any] | None) -> StoredPoint:
+        """From a scrolled record of either backend (its id and its payload's metadata)."""
+        metadata = (payload or {}).get("metadata", {})
+        return cls(str(point_id), metadata.get("chunk_hash"), metadata.get("payload_hash"))
+
 
 @dataclass(frozen=True)
 class Hit:

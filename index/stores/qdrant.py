@@ -159,10 +159,7 @@ class QdrantStore:
                     with_vectors=False,
                 )
             for record in records:
-                metadata = (record.payload or {}).get("metadata", {})
-                yield StoredPoint(
-                    str(record.id), metadata.get("chunk_hash"), metadata.get("payload_hash")
-                )
+                yield StoredPoint.of(record.id, record.payload)
             if offset is None:
                 return
 
