@@ -1,4 +1,6 @@
 """The run ledger: one row per run, its per-stage row accounting and the commits it made.
+Stream runs also record each followed Flink checkpoint (its per-stage counts and quality
+verdict) and the follower's cursor per table.
 
 A SQLite file beside the lake (``lake/ledger.db``) so that a scheduler, ``steward runs`` and
 an auditor read it without a JVM. Each stage's counts must balance
@@ -55,6 +57,37 @@ CREATE TABLE IF NOT EXISTS commits (
     snapshot_id INTEGER,
     operation TEXT NOT NULL,
     committed_at TEXT NOT NULL
+);
+-- The stream's commits, one row per Flink checkpoint whose Iceberg commits were followed
+-- (pipelines/stream_checkpoints.py): its quality verdict and what it wrote.
+CREATE TABLE IF NOT EXISTS checkpoints (
+    job_id TEXT NOT NULL,
+    checkpoint_id INTEGER NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    recorded_at TEXT NOT NULL,
+    quality TEXT NOT NULL,
+    details TEXT NOT NULL,
+    PRIMARY KEY (job_id, checkpoint_id)
+);
+CREATE TABLE IF NOT EXISTS checkpoint_counts (
+    job_id TEXT NOT NULL,
+    checkpoint_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    stage TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    rows_in INTEGER NOT NULL,
+    rows_out INTEGER NOT NULL,
+    quarantined INTEGER NOT NULL,
+    dropped INTEGER NOT NULL,
+    reasons TEXT NOT NULL,
+    PRIMARY KEY (job_id, checkpoint_id, seq)
+);
+-- How far the stream's follower has read each table (the newest snapshot it has handled).
+CREATE TABLE IF NOT EXISTS stream_cursors (
+    table_name TEXT PRIMARY KEY,
+    snapshot_id INTEGER NOT NULL,
+    sequence_number INTEGER NOT NULL,
+    updated_at TEXT NOT NULL
 );
 """
 
@@ -169,7 +202,41 @@ class RunLedger:
         result["stages"] = [{**dict(row), "reasons": json.loads(row["reasons"])} for row in stages]
         result["commits"] = [dict(row) for row in commits]
         result["warnings"] = [row["message"] for row in warnings]
+        result["checkpoints"] = self.checkpoints(run_id)
         return result
+
+    def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        """The stream checkpoints a run recorded, oldest first, each with its ``stages``."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM checkpoints WHERE run_id = ? ORDER BY recorded_at, checkpoint_id",
+                (run_id,),
+            ).fetchall()
+            result = []
+            for row in rows:
+                stages = db.execute(
+                    "SELECT stage, entity, rows_in, rows_out, quarantined, dropped, reasons"
+                    " FROM checkpoint_counts WHERE job_id = ? AND checkpoint_id = ? ORDER BY seq",
+                    (row["job_id"], row["checkpoint_id"]),
+                ).fetchall()
+                result.append(
+                    {
+                        **dict(row),
+                        "details": json.loads(row["details"]),
+                        "stages": [
+                            {**dict(s), "reasons": json.loads(s["reasons"])} for s in stages
+                        ],
+                    }
+                )
+        return result
+
+    def stream_cursors(self) -> dict[str, tuple[int, int]]:
+        """Per table, the (snapshot id, sequence number) the stream's follower handled last."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT table_name, snapshot_id, sequence_number FROM stream_cursors"
+            ).fetchall()
+        return {r["table_name"]: (r["snapshot_id"], r["sequence_number"]) for r in rows}
 
 
 class RunRecord:
@@ -214,4 +281,68 @@ class RunRecord:
             db.execute(
                 "INSERT INTO commits VALUES (?, ?, ?, ?, ?)",
                 (self.run_id, table, snapshot_id, operation, _now()),
+            )
+
+    def record_checkpoint(
+        self,
+        job_id: str,
+        checkpoint_id: int,
+        counts: list[StageCounts],
+        *,
+        quality: str,
+        details: Mapping[str, Any],
+        cursors: Mapping[str, tuple[int, int]],
+    ) -> None:
+        """Store one stream checkpoint's counts and verdict and, when every stage balances,
+        move the follower's cursors past it, in one transaction; then fail the run if a stage
+        does not balance (the cursors stay, so the next run meets the same checkpoint again).
+
+        Recording the same checkpoint again (a follower that re-reads it after a crash)
+        replaces the earlier record.
+        """
+        unbalanced = [c for c in counts if not c.balanced]
+        with self.ledger._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    checkpoint_id,
+                    self.run_id,
+                    _now(),
+                    quality,
+                    json.dumps(dict(details), sort_keys=True),
+                ),
+            )
+            db.execute(
+                "DELETE FROM checkpoint_counts WHERE job_id = ? AND checkpoint_id = ?",
+                (job_id, checkpoint_id),
+            )
+            db.executemany(
+                "INSERT INTO checkpoint_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        job_id,
+                        checkpoint_id,
+                        seq,
+                        c.stage,
+                        c.entity,
+                        c.rows_in,
+                        c.rows_out,
+                        c.quarantined,
+                        c.dropped,
+                        json.dumps(dict(c.reasons), sort_keys=True),
+                    )
+                    for seq, c in enumerate(counts, 1)
+                ],
+            )
+            if not unbalanced:
+                db.executemany(
+                    "INSERT OR REPLACE INTO stream_cursors VALUES (?, ?, ?, ?)",
+                    [(table, snap, seq, _now()) for table, (snap, seq) in cursors.items()],
+                )
+        if unbalanced:
+            raise AccountingError(
+                f"checkpoint {checkpoint_id} of job {job_id}: {unbalanced[0].describe_imbalance()}",
+                stage=unbalanced[0].stage,
+                run_id=self.run_id,
             )
