@@ -346,3 +346,11 @@ class RunRecord:
                 stage=unbalanced[0].stage,
                 run_id=self.run_id,
             )
+
+    def move_cursors(self, cursors: Mapping[str, tuple[int, int]]) -> None:
+        """Move the stream follower's cursors past checkpoints that committed no rows."""
+        with self.ledger._connect() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO stream_cursors VALUES (?, ?, ?, ?)",
+                [(table, snap, seq, _now()) for table, (snap, seq) in cursors.items()],
+            )
