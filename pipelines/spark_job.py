@@ -30,8 +30,8 @@ from pipelines.chain import OUTCOME_FIELDS, Chain, stage_counts
 from pipelines.config import JdbcSource, JdbcTable, PipelineConfig
 from pipelines.errors import ConfigError, LakeError, QualityGateFailed, StewardError
 from pipelines.lake import LINEAGE_COLUMNS, Lake
-from pipelines.ledger import RunRecord
-from pipelines.quality import QualityGate, raise_if_failed, schema_problems
+from pipelines.ledger import RunRecord, StageCounts
+from pipelines.quality import QualityGate, raise_if_failed
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -48,6 +48,8 @@ _TABLE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "
 _VERSION_COLUMNS = ("_content_hash", "_rules_version", "_privacy_policy_version")
 WATERMARK_PROPERTY = "steward.watermark"
 DELETES_TABLE = "_deletes"
+# The ledger stage (and quarantine table) of rows that do not fit their source contract.
+CONTRACT_STAGE = "contract"
 
 
 @dataclass
@@ -244,13 +246,11 @@ class SparkBatchJob:
         raw = self._raw_name(read.source, entity)
 
         started = time.perf_counter()
-        frame = with_lineage(read.frame, read.source, entity, read.key, self.run.run_id)
-        # Pin what was read: the source may change while the run goes on, and every later
-        # step (chain, counts, raw) must see the same rows.
-        frame = frame.localCheckpoint(eager=True)
-        report.rows_read = frame.count()
+        frame, source, conform = self._conform(read)
+        report.rows_read = conform.rows_in
         report.seconds["ingest"] = time.perf_counter() - started
-        self._check_schema(frame, entity)
+        report.quarantined += conform.quarantined
+        report.reasons.update({f"{conform.stage}/{k}": v for k, v in conform.reasons.items()})
 
         started = time.perf_counter()
         tagged = self._apply_chain(frame, chain).localCheckpoint(eager=True)
@@ -262,7 +262,7 @@ class SparkBatchJob:
         for counts in stage_counts(
             entity,
             chain.stage_names,
-            report.rows_read,
+            conform.rows_out,
             tallies,
             durations={chain.stage_names[-1]: report.seconds["transform"]},
         ):
@@ -282,8 +282,8 @@ class SparkBatchJob:
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
         if report.kept:
             self._check(kept, entity, "clean", whole_zone=False)
-        report.deleted = self._merge_clean(kept, frame, read)
-        report.watermark = read.state(frame)
+        report.deleted = self._merge_clean(kept, source.select("_source_key"), read)
+        report.watermark = read.state(source)
         report.raw_new_versions = self._append_raw(frame, raw, report.watermark)
         report.seconds["clean+raw"] = time.perf_counter() - started
 
@@ -297,20 +297,100 @@ class SparkBatchJob:
 
     # -- quality gates -------------------------------------------------------------------------
 
-    def _check_schema(self, frame: DataFrame, entity: str) -> None:
-        """A source whose columns no longer fit the contract stops before the chain runs."""
+    def _conform(self, read: EntityRead) -> tuple[DataFrame, DataFrame, StageCounts]:
+        """Pin the read, bring it to its contract's types (``pipelines/conform.py``) and add
+        lineage.
+
+        Returns the conforming rows with lineage, every row as read with lineage (for the
+        watermark and hard deletes), and the ``contract`` stage's counts (recorded in the
+        ledger). Rows that do not convert go to ``quarantine.contract`` as read; a batch whose
+        schema broke goes there whole, and then the run stops at the quality gate.
+        """
+        from pyspark.errors import AnalysisException
+        from pyspark.sql import functions as F
         from pyspark.sql.pandas.types import to_arrow_schema
 
+        from pipelines.conform import (
+            REASON_COLUMN,
+            RULE_COLUMN,
+            conformed_rows,
+            mark_rows,
+            plan_conform,
+            rejected_rows,
+            with_broken,
+        )
+
+        entity = read.entity
+
+        def pinned(rows: DataFrame) -> DataFrame:
+            # Pin what was read: the source may change while the run goes on, and every
+            # later step (chain, counts, raw, watermark) must see the same rows.
+            return with_lineage(
+                rows,
+                read.source,
+                entity,
+                read.key,
+                self.run.run_id,
+                exclude=(REASON_COLUMN, RULE_COLUMN),
+            ).localCheckpoint(eager=True)
+
         contract = self.gate.contracts.get(entity)
-        if contract is None:
-            return
-        problems = schema_problems(contract, to_arrow_schema(frame.schema))
-        if problems:
+        clean = self.table("clean", entity)
+        lake_types = (
+            {f.name: f.dataType.simpleString() for f in self.spark.table(clean).schema.fields}
+            if contract is not None and self._exists(clean)
+            else {}
+        )
+        plan = (
+            plan_conform(contract, to_arrow_schema(read.frame.schema), lake_types)
+            if contract is not None
+            else None
+        )
+        if plan is None or not plan.needed:
+            frame = pinned(read.frame)
+            rows = frame.count()
+            counts = StageCounts(CONTRACT_STAGE, entity, rows, rows)
+            self.run.record_stage(counts)
+            return frame, frame, counts
+
+        for warning in plan.warnings:
+            self.run.record_warning(warning)
+        try:
+            marked = mark_rows(read.frame, plan)
+        except AnalysisException as exc:
+            plan = with_broken(plan, f"a column cannot be cast: {_first_line(exc)}")
+            marked = mark_rows(read.frame, plan)
+        marked = pinned(marked)
+        rows_in = marked.count()
+        rejected = (
+            rejected_rows(marked)
+            .withColumnsRenamed({REASON_COLUMN: "_reason", RULE_COLUMN: "_rule_id"})
+            .withColumn("_stage", F.lit(CONTRACT_STAGE))
+        )
+        tallies = {
+            row["_rule_id"]: row["count"] for row in rejected.groupBy("_rule_id").count().collect()
+        }
+        quarantined = sum(tallies.values())
+        if quarantined:
+            self._merge_quarantine(rejected, CONTRACT_STAGE, read.frame.columns)
+        counts = StageCounts(
+            CONTRACT_STAGE,
+            entity,
+            rows_in,
+            rows_in - quarantined,
+            quarantined=quarantined,
+            reasons={f"quarantine:{rule}": n for rule, n in sorted(tallies.items())},
+        )
+        self.run.record_stage(counts)
+        if plan.broken:
             raise QualityGateFailed(
-                f"{entity}: the source no longer fits its contract: {'; '.join(problems)}",
-                stage="quality.schema",
+                f"{plan.broken}; {quarantined} rows quarantined, nothing published",
+                stage="quality.contract",
                 run_id=self.run.run_id,
             )
+        source = marked.drop(REASON_COLUMN, RULE_COLUMN)
+        frame = pinned(conformed_rows(marked.drop(*LINEAGE_COLUMNS), plan))
+        return frame, source, counts
 
     def _check(self, rows: DataFrame, entity: str, gate: str, *, whole_zone: bool) -> None:
         """Batch-level checks (uniqueness, contract expectations and, on a whole table, the
@@ -426,9 +506,8 @@ class SparkBatchJob:
         except StewardError:
             raise
         except Exception as exc:
-            message = next(iter(str(exc).strip().splitlines()), type(exc).__name__)
             raise LakeError(
-                f"{operation} into {name} failed, nothing committed: {message}"
+                f"{operation} into {name} failed, nothing committed: {_first_line(exc)}"
             ) from None
         after = self._snapshot_id(name)
         if after != before:
@@ -460,7 +539,7 @@ class SparkBatchJob:
             rows,
             """MERGE INTO {t} t USING {s} s
             ON t._source = s._source AND t._entity = s._entity
-               AND t._source_key = s._source_key AND t._content_hash = s._content_hash
+               AND t._source_key <=> s._source_key AND t._content_hash = s._content_hash
                AND t._rule_id = s._rule_id
             WHEN NOT MATCHED THEN INSERT *""",
         )
@@ -475,11 +554,11 @@ class SparkBatchJob:
         existing = self.spark.table(target).select("_source_key", *columns)
         return rows.join(existing, ["_source_key", *columns], "left_anti")
 
-    def _merge_clean(self, kept: DataFrame, frame: DataFrame, read: EntityRead) -> int:
+    def _merge_clean(self, kept: DataFrame, seen: DataFrame, read: EntityRead) -> int:
         """One row per source key, the newest clean version.
 
         Rows flagged deleted at the source (``soft_delete_column``) and, on a full read, keys
-        gone from the source (absent from ``frame``, not merely rejected by a stage) leave
+        gone from the source (absent from ``seen``, the keys read, not merely rejected) leave
         clean and are recorded in ``raw._deletes``. Returns the number of such keys.
         """
         from pyspark.sql import functions as F
@@ -496,7 +575,7 @@ class SparkBatchJob:
                 self.spark.table(name)
                 .where(F.col("_source") == read.source)
                 .select("_source_key")
-                .join(frame.select("_source_key"), "_source_key", "left_anti")
+                .join(seen, "_source_key", "left_anti")
             )
             deletes = deletes.unionByName(gone)
         deletes = deletes.localCheckpoint(eager=True)
@@ -583,6 +662,10 @@ class SparkBatchJob:
         changes = changes.unionByName(deletions.withColumn("_delete", F.lit(True)))
         self._upsert(name, changes.localCheckpoint(eager=True), source.columns)
         return self.spark.table(name).count()
+
+
+def _first_line(exc: BaseException) -> str:
+    return next(iter(str(exc).strip().splitlines()), type(exc).__name__)
 
 
 def _entities(source: JdbcSource | CrmSource) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,7 @@ import pytest
 from pipelines.config import LakeConfig, PipelineConfig
 from pipelines.errors import ExitCode, QualityGateFailed
 from pipelines.lake import Lake
+from pipelines.ledger import RunLedger
 from pipelines.local_postgres import PostgresInfo
 from pipelines.spark_job import run_batch
 
@@ -28,6 +31,8 @@ key: parcel_id
 columns:
   - {name: parcel_id, type: integer, required: true, min: 1, description: Parcel id.}
   - {name: note, type: string, pii_free: true, description: Free-text handling note.}
+  - {name: carrier, type: string, required: true, description: Carrier code.}
+  - {name: weight_kg, type: decimal, min: 0, description: Weight in kilograms.}
   - {name: updated_at, type: timestamp, required: true, description: Last change.}
 """
 
@@ -42,8 +47,9 @@ def parcels(
 
     sql(
         "DROP SCHEMA IF EXISTS depot CASCADE; CREATE SCHEMA depot;"
-        " CREATE TABLE depot.parcels (parcel_id int, note text, updated_at timestamptz);"
-        " INSERT INTO depot.parcels SELECT i, '轻放 fragile #' || i, now()"
+        " CREATE TABLE depot.parcels (parcel_id int, note text, carrier text,"
+        " weight_kg numeric(8, 2), updated_at timestamptz);"
+        " INSERT INTO depot.parcels SELECT i, '轻放 fragile #' || i, 'SF', i * 0.5, now()"
         " FROM generate_series(1, 40) i;"
     )
     contracts = tmp_path / "contracts"
@@ -75,6 +81,7 @@ def test_bad_batches_stop_at_their_gate(
 ) -> None:
     config, sql = parcels
     lake = Lake(config.lake)
+    ledger = RunLedger(config.lake.ledger)
     run_batch(spark, config, "test")
     good = lake.snapshots("curated.parcels")[-1]["snapshot_id"]
     assert lake.read("curated.parcels").num_rows == 40
@@ -93,7 +100,10 @@ def test_bad_batches_stop_at_their_gate(
     assert curated[3] == "轻放 fragile #3"  # the previous clean version stays
 
     # A uniqueness break: the batch gate stops the run before clean; curated is untouched.
-    sql("INSERT INTO depot.parcels VALUES (5, 'second parcel 5', now()), (5, 'third', now())")
+    sql(
+        "INSERT INTO depot.parcels VALUES"
+        " (5, 'second parcel 5', 'SF', 1, now()), (5, 'third', 'SF', 1, now())"
+    )
     with pytest.raises(QualityGateFailed) as caught:
         run_batch(spark, config, "test")
     assert caught.value.exit_code == ExitCode.QUALITY
@@ -101,9 +111,54 @@ def test_bad_batches_stop_at_their_gate(
     assert lake.snapshots("curated.parcels")[-1]["snapshot_id"] == good
     sql("DELETE FROM depot.parcels WHERE note IN ('second parcel 5', 'third')")
 
-    # A type change at the source: stopped before the chain, with the column named.
+    # A type change at the source whose values all still convert: a warning, nothing
+    # rewritten (the converted rows hash as before).
     sql("ALTER TABLE depot.parcels ALTER COLUMN parcel_id TYPE text")
-    with pytest.raises(QualityGateFailed, match=r"parcel_id: .*expected integer"):
+    run_id, [report] = run_batch(spark, config, "test")
+    assert report.quarantined == 0
+    assert any("parcel_id is string" in w for w in ledger.show_run(run_id)["warnings"])
+    assert lake.snapshots("curated.parcels")[-1]["snapshot_id"] == good
+
+    # A type change with a value that does not convert: that row goes to quarantine as read,
+    # with the column and both types named; the others go on.
+    sql(
+        "ALTER TABLE depot.parcels ALTER COLUMN weight_kg TYPE text;"
+        " UPDATE depot.parcels SET weight_kg = 'heavy', updated_at = now() WHERE parcel_id = '7';"
+        " UPDATE depot.parcels SET weight_kg = '9.25', updated_at = now() WHERE parcel_id = '8';"
+    )
+    _, [report] = run_batch(spark, config, "test")
+    assert report.reasons == {"contract/quarantine:quality.parcels.weight_kg.type": 1}
+    [drifted] = [
+        r for r in lake.read("quarantine.contract").to_pylist() if r["_entity"] == "parcels"
+    ]
+    assert drifted["_source_key"] == "7"
+    assert drifted["_reason"] == (
+        "weight_kg: string at the source, expected decimal; the value does not convert"
+    )
+    assert json.loads(drifted["record"])["weight_kg"] == "heavy"
+    curated = {r["parcel_id"]: r["weight_kg"] for r in lake.read("curated.parcels").to_pylist()}
+    assert curated[7] == Decimal("3.50") and curated[8] == Decimal("9.25")
+    good = lake.snapshots("curated.parcels")[-1]["snapshot_id"]
+
+    # A required column gone: the schema broke, the rows read go to quarantine whole and
+    # the run stops at the gate with curated untouched; once the source is fixed, it goes on.
+    sql(
+        "ALTER TABLE depot.parcels DROP COLUMN carrier;"
+        " UPDATE depot.parcels SET updated_at = now() WHERE parcel_id IN ('1', '2')"
+    )
+    with pytest.raises(
+        QualityGateFailed, match=r"parcels: .*missing at the source: carrier"
+    ) as caught:
         run_batch(spark, config, "test")
+    assert caught.value.exit_code == ExitCode.QUALITY
+    broken = [
+        r["_source_key"]
+        for r in lake.read("quarantine.contract").to_pylist()
+        if r["_rule_id"] == "quality.parcels.schema"
+    ]
+    assert sorted(broken) == ["1", "2"]
     assert lake.snapshots("curated.parcels")[-1]["snapshot_id"] == good
     assert lake.read("curated.parcels").num_rows == 40
+    sql("ALTER TABLE depot.parcels ADD COLUMN carrier text DEFAULT 'SF'")
+    _, [report] = run_batch(spark, config, "test")
+    assert report.rows_read == 2 and report.kept == 2
