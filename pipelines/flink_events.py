@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from ingest.logs import EVENT_FIELDS, MalformedEvent, decode, parse_event, resolve_format
 from ingest.stream_config import LogFormat
-from pipelines.chain import Chain
+from pipelines.chain import OUTCOME_FIELDS, Chain
 
 INGEST_STAGE = "ingest"
 _PREVIEW_CHARS = 4096
@@ -53,6 +53,15 @@ LINEAGE_FIELDS: tuple[pa.Field, ...] = (
 # A row as the chain sees it: the event's columns, then lineage (the batch layout).
 EVENT_SCHEMA = pa.schema([*EVENT_FIELDS, *LINEAGE_FIELDS])
 RECORD_FIELD = pa.field("record", pa.string())
+# An event that could not be parsed: where it came from, lineage, why, and its text as JSON.
+MALFORMED_SCHEMA = pa.schema(
+    [
+        pa.field("origin", pa.string()),
+        *LINEAGE_FIELDS,
+        *OUTCOME_FIELDS,
+        RECORD_FIELD,
+    ]
+)
 
 
 def entity_schema(chain: Chain) -> pa.Schema:
@@ -107,37 +116,15 @@ class EventBatchProcessor:
 
     def process(self, batch: pa.Table, ingested_at: datetime | None = None) -> pa.Table:
         """Every row of ``batch`` (``SOURCE_SCHEMA``) once, tagged."""
-        ingested_at = ingested_at or datetime.now(UTC)
-        good: list[dict[str, Any]] = []
-        bad: list[dict[str, Any]] = []
-        for source in batch.select(SOURCE_SCHEMA.names).to_pylist():
-            payload: bytes = source["payload"] or b""
-            lineage = {
-                "_source": source["source"],
-                "_entity": source["entity"],
-                "_source_key": source["source_key"],
-                "_ingested_at": ingested_at,
-                "_run_id": self.run_id,
-                "_content_hash": hashlib.sha256(payload).hexdigest(),
-            }
-            try:
-                fmt = resolve_format(source["format"], self.formats)
-                event = parse_event(
-                    decode(payload, self.max_event_bytes), fmt, self.parse_timeout_s
-                )
-            except MalformedEvent as exc:
-                bad.append(self._malformed(source, payload, lineage, exc))
-                continue
-            except KeyError as exc:
-                bad.append(
-                    self._malformed(
-                        source, payload, lineage, MalformedEvent("ingest.no_format", str(exc))
-                    )
-                )
-                continue
-            good.append({**event.as_row(source["origin"]), **lineage})
-        parts = [pa.Table.from_pylist(bad, schema=self.schema)]
-        events = pa.Table.from_pylist(good, schema=EVENT_SCHEMA)
+        events, malformed = parse_events(
+            batch,
+            self.formats,
+            run_id=self.run_id,
+            max_event_bytes=self.max_event_bytes,
+            parse_timeout_s=self.parse_timeout_s,
+            ingested_at=ingested_at,
+        )
+        parts = [_conform(malformed, self.schema)]
         for entity, chain in self.chains.items():
             rows = events.filter(pc.equal(events["_entity"], entity))
             if rows.num_rows:
@@ -160,27 +147,71 @@ class EventBatchProcessor:
         ]
         return tagged.append_column(RECORD_FIELD, pa.array(records, pa.string()))
 
-    @staticmethod
-    def _malformed(
-        source: Mapping[str, Any], payload: bytes, lineage: dict[str, Any], exc: MalformedEvent
-    ) -> dict[str, Any]:
-        record = {
-            "origin": source["origin"],
-            "format": source["format"],
-            "bytes": len(payload),
-            "text": payload[: _PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[
-                :_PREVIEW_CHARS
-            ],
+
+def parse_events(
+    batch: pa.Table,
+    formats: Mapping[str, LogFormat],
+    *,
+    run_id: str,
+    max_event_bytes: int,
+    parse_timeout_s: float = 0.1,
+    ingested_at: datetime | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Source events (``SOURCE_SCHEMA``) → event rows with lineage (``EVENT_SCHEMA``, what the
+    chain reads) and malformed events tagged for ``quarantine.ingest`` (``MALFORMED_SCHEMA``).
+
+    The first step of ``EventBatchProcessor.process``, on its own so that any engine can run
+    it (a Spark ``mapInArrow`` over the same events gives the same rows).
+    """
+    ingested_at = ingested_at or datetime.now(UTC)
+    good: list[dict[str, Any]] = []
+    bad: list[dict[str, Any]] = []
+    for source in batch.select(SOURCE_SCHEMA.names).to_pylist():
+        payload: bytes = source["payload"] or b""
+        lineage = {
+            "_source": source["source"],
+            "_entity": source["entity"],
+            "_source_key": source["source_key"],
+            "_ingested_at": ingested_at,
+            "_run_id": run_id,
+            "_content_hash": hashlib.sha256(payload).hexdigest(),
         }
-        return {
-            "origin": source["origin"],
-            **lineage,
-            "_outcome": "quarantine",
-            "_stage": INGEST_STAGE,
-            "_rule_id": exc.rule_id,
-            "_reason": f"{source['origin']}: {exc.reason}",
-            "record": json.dumps(record, ensure_ascii=False, sort_keys=True),
-        }
+        try:
+            fmt = resolve_format(source["format"], formats)
+            event = parse_event(decode(payload, max_event_bytes), fmt, parse_timeout_s)
+        except MalformedEvent as exc:
+            bad.append(_malformed(source, payload, lineage, exc))
+            continue
+        except KeyError as exc:
+            bad.append(
+                _malformed(source, payload, lineage, MalformedEvent("ingest.no_format", str(exc)))
+            )
+            continue
+        good.append({**event.as_row(source["origin"]), **lineage})
+    return (
+        pa.Table.from_pylist(good, schema=EVENT_SCHEMA),
+        pa.Table.from_pylist(bad, schema=MALFORMED_SCHEMA),
+    )
+
+
+def _malformed(
+    source: Mapping[str, Any], payload: bytes, lineage: dict[str, Any], exc: MalformedEvent
+) -> dict[str, Any]:
+    record = {
+        "origin": source["origin"],
+        "format": source["format"],
+        "bytes": len(payload),
+        "text": payload[: _PREVIEW_CHARS * 4].decode("utf-8", errors="replace")[:_PREVIEW_CHARS],
+    }
+    return {
+        "origin": source["origin"],
+        **lineage,
+        "_outcome": "quarantine",
+        "_stage": INGEST_STAGE,
+        "_rule_id": exc.rule_id,
+        "_reason": f"{source['origin']}: {exc.reason}",
+        "record": json.dumps(record, ensure_ascii=False, sort_keys=True),
+    }
 
 
 def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -217,9 +248,11 @@ __all__ = [
     "EVENT_SCHEMA",
     "INGEST_STAGE",
     "LINEAGE_FIELDS",
+    "MALFORMED_SCHEMA",
     "SOURCE_SCHEMA",
     "EventBatchProcessor",
     "entity_schema",
+    "parse_events",
     "reference_rows",
     "source_table",
     "tagged_schema",

@@ -25,7 +25,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +34,9 @@ import pyarrow as pa
 from ingest.landing import LandingTailer, cursors_from_json, cursors_to_json
 from ingest.logs import EVENT_FIELDS, resolve_format
 from ingest.stream_config import KafkaSourceConfig, LandingSourceConfig, StreamConfig
-from pipelines.chain import Chain, stage_counts
+from pipelines.chain import Chain
 from pipelines.config import LakeConfig
-from pipelines.errors import ConfigError, LakeError, SourceError
+from pipelines.errors import ConfigError, LakeError, SourceError, StewardError
 from pipelines.flink_events import (
     INGEST_STAGE,
     LINEAGE_FIELDS,
@@ -46,15 +46,32 @@ from pipelines.flink_events import (
     tagged_schema,
 )
 from pipelines.lake import Lake
-from pipelines.ledger import RunLedger, RunRecord, StageCounts, new_run_id
+from pipelines.ledger import RunLedger, StageCounts, new_run_id
+from pipelines.stream_checkpoints import (
+    DROPS_TABLE,
+    EMPTY_COMMITS,
+    CheckpointFollower,
+    CheckpointSummary,
+    KnowledgeBaseFeed,
+    StreamTables,
+)
 
 if TYPE_CHECKING:
     from pyflink.common import JobClient
     from pyflink.table import StreamTableEnvironment, Table
 
+    from index.config import KnowledgeBaseConfig
+    from index.embed import Embedder
+    from index.loader import LoadReport
+    from pipelines.contracts import QualityConfig
+
 logger = logging.getLogger(__name__)
 
-_TABLE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "zstd"}
+_TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.parquet.compression-codec": "zstd",
+    **EMPTY_COMMITS,
+}
 _QUARANTINE_COLUMNS = ("_stage", "_rule_id", "_reason")
 _POLL_S = 0.5
 _STOP_TIMEOUT_S = 180
@@ -268,11 +285,16 @@ def _tailer_function(
 
 @dataclass
 class StreamReport:
+    """A stream run: its counts (the sum of its checkpoints'), rows per table, the followed
+    checkpoints and what the knowledge base received."""
+
     run_id: str
     restored_from: str | None
     seconds: float = 0.0
     stages: list[StageCounts] = field(default_factory=list)
     tables: dict[str, int] = field(default_factory=dict)
+    checkpoints: list[CheckpointSummary] = field(default_factory=list)
+    knowledge_base: dict[str, LoadReport] = field(default_factory=dict)
 
 
 class StreamJob:
@@ -309,8 +331,11 @@ class StreamJob:
                 except KeyError as exc:
                     raise ConfigError(f"stream.sources.{name}: {exc.args[0]}") from None
 
-    def processor(self) -> EventBatchProcessor:
-        return EventBatchProcessor(
+    def processor(self) -> Callable[[], EventBatchProcessor]:
+        """What builds the processor on a worker; it holds only what the processor needs
+        (not the job, whose lake handle does not pickle)."""
+        return partial(
+            EventBatchProcessor,
             self.chain_factory,
             self.entities,
             self.stream.formats,
@@ -359,12 +384,33 @@ class StreamJob:
                 quarantine_columns,
                 f"_outcome = 'quarantine' AND _stage = {_sql_literal(stage)}",
             )
+        # Rows a rule dropped, by key and rule only: what the per-checkpoint accounting
+        # counts them from (pipelines/stream_checkpoints.py).
+        outputs[DROPS_TABLE] = (
+            DROPS_TABLE.split(".", 1)[0],
+            [f.name for f in LINEAGE_FIELDS] + list(_QUARANTINE_COLUMNS),
+            "_outcome = 'drop'",
+        )
         return outputs
+
+    def sinks(self) -> StreamTables:
+        """The sinks by role, for the checkpoint follower."""
+        raw: dict[str, list[str]] = {}
+        for source_name, source in self.stream.sources.items():
+            for entity in sorted({e.entity for e in _entries(source)}):
+                raw.setdefault(entity, []).append(f"raw.{source_name}_{entity}")
+        return StreamTables(
+            raw=raw,
+            clean={entity: f"clean.{entity}" for entity in self.entities},
+            quarantine={s: f"quarantine.{s}" for s in (INGEST_STAGE, *self.stage_names)},
+            stage_names={e: self.chains[e].stage_names for e in self.entities},
+            drops=DROPS_TABLE,
+        )
 
     def _create_tables(self, t_env: StreamTableEnvironment) -> None:
         schema = self.schema.append(pa.field("_quarantined_at", pa.timestamp("us", tz="UTC")))
         props = ", ".join(f"'{k}'='{v}'" for k, v in _TABLE_PROPERTIES.items())
-        for namespace in ("raw", "clean", "quarantine"):
+        for namespace in sorted({spec[0] for spec in self.outputs().values()}):
             t_env.execute_sql(
                 f"CREATE DATABASE IF NOT EXISTS `{self.lake.catalog_name}`.`{namespace}`"
             )
@@ -376,6 +422,16 @@ class StreamJob:
                 f"CREATE TABLE IF NOT EXISTS {self.table(namespace, name)} ({column_sql})"
                 f"{partition} WITH ({props})"
             )
+        self._commit_every_checkpoint()
+
+    def _commit_every_checkpoint(self) -> None:
+        """Tables created before the follower existed lack ``EMPTY_COMMITS``; the committers
+        read it when the job starts, so it is set before then."""
+        for qualified in self.outputs():
+            table = self.lake.table(qualified)
+            if any(table.properties.get(k) != v for k, v in EMPTY_COMMITS.items()):
+                with table.transaction() as transaction:
+                    transaction.set_properties(EMPTY_COMMITS)
 
     # -- sources ----------------------------------------------------------------------------
 
@@ -466,7 +522,7 @@ class StreamJob:
             for name, source in self.stream.sources.items()
         ]
         process = udf(
-            _ProcessEvents(self.processor, self.paths.progress),
+            _ProcessEvents(self.processor(), self.paths.progress),
             result_type=_flink_row_type(self.schema),
             func_type="pandas",
         )
@@ -602,18 +658,29 @@ def run_stream(
     once: bool,
     should_stop: Callable[[], bool] | None = None,
     run_id: str | None = None,
+    quality: QualityConfig | None = None,
+    kb: KnowledgeBaseConfig | None = None,
+    embedder: Embedder | None = None,
 ) -> StreamReport:
     """Run the stream job under a ledger entry.
 
     ``once``: stop with a savepoint when caught up. Otherwise run until ``should_stop()`` says
     so (or Ctrl-C), then stop with a savepoint. Each start resumes from the newest retained
-    checkpoint or savepoint. The ledger gets this run's per-stage counts, read back from the
-    committed tables, and the commits it made.
+    checkpoint or savepoint. While the job runs, and once more after it stopped, every
+    committed checkpoint is followed (``pipelines.stream_checkpoints``): counted into the
+    ledger, checked by ``quality``'s contracts (default: the shipped ones) and, with ``kb``,
+    loaded into the knowledge-base datasets that read a stream clean table (``embedder``
+    defaults to ``kb.embedding``'s model, loaded when the first rows arrive). The run's
+    per-stage counts are the sum of its checkpoints'.
     """
+    from pipelines.contracts import QualityConfig
     from pipelines.flink_env import create_environments, flink_configuration
+    from pipelines.quality import QualityGate
 
     run_id = run_id or new_run_id()
     job = StreamJob(lake_config, stream, chain_factory, run_id)
+    # Contracts load before a JVM starts: a broken one fails fast.
+    gate = QualityGate(quality or QualityConfig(), lake_config.root)
     job.lake.prepare()
     restore = job.paths.latest_restore_point()
     report = StreamReport(run_id, str(restore) if restore else None)
@@ -629,27 +696,72 @@ def run_stream(
         )
         env, t_env = create_environments(conf)
         job.build(t_env)
-        catch_up = _CatchUp(job, time.time()) if once else None
-        started_wall = datetime.now(UTC)
-        client = env.execute_async(f"steward-stream {run_id}")
-        logger.info("stream job %s submitted (restored from %s)", run_id, restore)
+        feed = _knowledge_base_feed(job, kb, embedder)
+        follower = CheckpointFollower(job.lake, job.sinks(), run, gate=gate, knowledge_base=feed)
         try:
-            _drive(client, catch_up, should_stop)
-            logger.info("stream job %s: stopping with a savepoint", run_id)
-            savepoint = _stop_with_savepoint(client, job.paths.savepoints)
-            logger.info("stream job %s: stopped, savepoint %s", run_id, savepoint)
-        except BaseException:
-            if _job_failed(client) is None:
-                client.cancel()
-            raise
+            catch_up = _CatchUp(job, time.time()) if once else None
+            client = env.execute_async(f"steward-stream {run_id}")
+            logger.info("stream job %s submitted (restored from %s)", run_id, restore)
+            try:
+                problem = _drive(
+                    client,
+                    catch_up,
+                    should_stop,
+                    follower.poll,
+                    max(stream.checkpoint_interval_ms / 1000, _POLL_S),
+                )
+                logger.info("stream job %s: stopping with a savepoint", run_id)
+                savepoint = _stop_with_savepoint(client, job.paths.savepoints)
+                logger.info("stream job %s: stopped, savepoint %s", run_id, savepoint)
+            except BaseException:
+                if _job_failed(client) is None:
+                    client.cancel()
+                raise
+            if problem is not None:
+                raise problem
+            follower.poll(final=True)
+        finally:
+            if feed is not None:
+                feed.close()
         report.seconds = time.perf_counter() - started
-        report.stages, report.tables = _account(job, run, started_wall)
+        report.stages = follower.totals()
+        for counts in report.stages:
+            run.record_stage(counts)
+        report.tables = follower.table_rows
+        report.checkpoints = follower.checkpoints
+        report.knowledge_base = feed.reports if feed is not None else {}
     return report
 
 
+def _knowledge_base_feed(
+    job: StreamJob, kb: KnowledgeBaseConfig | None, embedder: Embedder | None
+) -> KnowledgeBaseFeed | None:
+    if kb is None:
+        return None
+
+    def load_model() -> Embedder:
+        from index.embed import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(kb.embedding)
+
+    feed = KnowledgeBaseFeed(kb, job.sinks().clean.values(), embedder or load_model)
+    if not feed.datasets:
+        logger.warning("kb: no dataset reads a stream clean table; the stream loads none")
+        return None
+    return feed
+
+
 def _drive(
-    client: JobClient, catch_up: _CatchUp | None, should_stop: Callable[[], bool] | None
-) -> None:
+    client: JobClient,
+    catch_up: _CatchUp | None,
+    should_stop: Callable[[], bool] | None,
+    follow: Callable[[], object] | None = None,
+    follow_every_s: float = 1.0,
+) -> StewardError | None:
+    """Wait until the job is caught up (``--once``) or told to stop, following its commits
+    meanwhile. A follower's error (a failed gate, an imbalance) is returned, not raised: the
+    job itself is healthy and is stopped with a savepoint before the error is reported."""
+    next_follow = time.monotonic() + follow_every_s
     while True:
         time.sleep(_POLL_S)
         failed = _job_failed(client)
@@ -660,110 +772,13 @@ def _drive(
             except Exception as exc:
                 detail = ": " + next(iter(str(exc).strip().splitlines()), "")
             raise SourceError(f"the stream job stopped ({failed}){detail}", transient=True)
+        if follow is not None and time.monotonic() >= next_follow:
+            try:
+                follow()
+            except StewardError as exc:
+                return exc
+            next_follow = time.monotonic() + follow_every_s
         if catch_up is not None and catch_up.done(str(client.get_job_id())):
-            return
+            return None
         if should_stop is not None and should_stop():
-            return
-
-
-def _account(
-    job: StreamJob, run: RunRecord, started: datetime
-) -> tuple[list[StageCounts], dict[str, int]]:
-    """This run's counts per entity and stage, read back from what the lake committed.
-
-    Ingest: events in = parsed (raw) + quarantined (quarantine.ingest). The chain: its input is
-    the raw rows; kept rows are in clean, rejected ones in quarantine.<stage>; rows a rule
-    dropped are the rest, attributed by re-running the chain over the run's raw rows (the
-    same pure-Python code the job ran), so a row lost between raw and clean fails the
-    balance instead of passing as "dropped".
-    """
-    from pyiceberg.expressions import EqualTo
-
-    lake = job.lake
-    by_run = EqualTo("_run_id", job.run_id)
-    tables: dict[str, int] = {}
-    all_counts: list[StageCounts] = []
-    for qualified in job.outputs():
-        try:
-            table = lake.table(qualified)
-        except LakeError:
-            continue
-        for snapshot in table.metadata.snapshots:
-            if snapshot.timestamp_ms >= started.timestamp() * 1000 - 1000:
-                run.record_commit(
-                    f"{lake.catalog_name}.{qualified}", snapshot.snapshot_id, "append"
-                )
-        tables[qualified] = (
-            table.scan(row_filter=by_run, selected_fields=("_run_id",)).to_arrow().num_rows
-        )
-    for source_name, source in job.stream.sources.items():
-        for entity in sorted({e.entity for e in _entries(source)}):
-            chain = job.chains[entity]
-            raw_name = f"raw.{source_name}_{entity}"
-            raw = lake.table(raw_name).scan(row_filter=by_run).to_arrow()
-            ingest_q = _rows(lake, f"quarantine.{INGEST_STAGE}", job.run_id, source_name, entity)
-            ingest = StageCounts(
-                stage=INGEST_STAGE,
-                entity=entity,
-                rows_in=raw.num_rows + ingest_q.num_rows,
-                rows_out=raw.num_rows,
-                quarantined=ingest_q.num_rows,
-                reasons=_reasons("quarantine", ingest_q),
-            )
-            run.record_stage(ingest)
-            all_counts.append(ingest)
-            tagged = chain.run(raw) if raw.num_rows else None
-            reference = _tallies(tagged) if tagged is not None else []
-            counts = stage_counts(entity, chain.stage_names, raw.num_rows, reference)
-            # The lake must hold what the chain decided: kept rows in clean, rejects in
-            # quarantine. Measured counts go to the ledger, so a gap fails the balance.
-            kept = _rows(lake, f"clean.{entity}", job.run_id, source_name, entity).num_rows
-            measured = []
-            for position, stage in enumerate(counts):
-                stored = _rows(lake, f"quarantine.{stage.stage}", job.run_id, source_name, entity)
-                last = position == len(counts) - 1
-                measured.append(
-                    StageCounts(
-                        stage=stage.stage,
-                        entity=entity,
-                        rows_in=stage.rows_in,
-                        rows_out=kept if last else stage.rows_out,
-                        quarantined=stored.num_rows,
-                        dropped=stage.dropped,
-                        reasons={
-                            **{k: v for k, v in stage.reasons.items() if k.startswith("drop:")},
-                            **_reasons("quarantine", stored),
-                        },
-                    )
-                )
-            for stage in measured:
-                run.record_stage(stage)
-                all_counts.append(stage)
-    return all_counts, tables
-
-
-def _rows(lake: Lake, name: str, run_id: str, source: str, entity: str) -> pa.Table:
-    from pyiceberg.expressions import And, EqualTo
-
-    try:
-        table = lake.table(name)
-    except LakeError:
-        return pa.table({"_rule_id": pa.array([], pa.string())})
-    condition = And(
-        EqualTo("_run_id", run_id), And(EqualTo("_source", source), EqualTo("_entity", entity))
-    )
-    return table.scan(row_filter=condition).to_arrow()
-
-
-def _reasons(outcome: str, rows: pa.Table) -> dict[str, int]:
-    reasons: dict[str, int] = {}
-    for rule_id in rows["_rule_id"].to_pylist() if rows.num_rows else []:
-        key = f"{outcome}:{rule_id}"
-        reasons[key] = reasons.get(key, 0) + 1
-    return reasons
-
-
-def _tallies(tagged: pa.Table) -> list[tuple[str | None, str, str | None, int]]:
-    from pipelines.flink_events import tallies
-
-    return tallies(tagged)
+            return None

@@ -34,6 +34,9 @@ def stream_command(config: Path, once: bool, as_json: bool) -> None:
 
     Runs until Ctrl-C or SIGTERM (then stops with a savepoint), or with ``once`` until every
     source is caught up. Each start resumes where the last run's checkpoint or savepoint left.
+    Every committed checkpoint is counted in the ledger, checked by the contracts' batch-level
+    gate and, with a ``kb`` section whose datasets read ``clean.<entity>``, loaded into the
+    knowledge base.
     """
     from pipelines.config import config_hash
     from pipelines.flink_job import run_stream
@@ -52,6 +55,8 @@ def stream_command(config: Path, once: bool, as_json: bool) -> None:
             config_hash(config),
             once=once,
             should_stop=stop.is_set,
+            quality=pipeline.quality,
+            kb=pipeline.kb,
         )
     summary: dict[str, Any] = {
         "run_id": report.run_id,
@@ -59,13 +64,23 @@ def stream_command(config: Path, once: bool, as_json: bool) -> None:
         "seconds": round(report.seconds, 1),
         "tables": report.tables,
         "stages": [s.__dict__ for s in report.stages],
+        "checkpoints": [c.__dict__ for c in report.checkpoints],
+        "knowledge_base": {k: r.to_json() for k, r in report.knowledge_base.items()},
     }
     if as_json:
         print_json(summary)
         return
-    out.print(f"stream run [bold]{report.run_id}[/bold] in {report.seconds:.1f}s")
+    out.print(
+        f"stream run [bold]{report.run_id}[/bold] in {report.seconds:.1f}s,"
+        f" {len(report.checkpoints)} checkpoints with rows"
+    )
     for table, rows in report.tables.items():
         out.print(f"  {table}: {rows} rows")
+    for dataset, loaded in report.knowledge_base.items():
+        out.print(
+            f"  knowledge base {dataset}: {loaded.rows} rows, {loaded.upserted} points upserted,"
+            f" {loaded.unchanged} unchanged"
+        )
 
 
 @handles_errors
