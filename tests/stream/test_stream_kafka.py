@@ -22,6 +22,7 @@ from pipelines.config import LakeConfig
 from pipelines.errors import LakeError
 from pipelines.flink_job import run_stream
 from pipelines.lake import Lake
+from pipelines.ledger import RunLedger
 
 pytestmark = pytest.mark.flink
 
@@ -147,3 +148,15 @@ def test_sigkill_and_restart_keep_every_event_exactly_once(
     quarantined = lake.read("quarantine.ingest")
     assert quarantined.num_rows == 12
     assert all(r.startswith(f"{TOPIC}/") for r in quarantined["_reason"].to_pylist())
+    # Per checkpoint, across the killed run and the restart: every event counted once, and
+    # every stage of every checkpoint balanced.
+    ledger = RunLedger(lake_config.ledger)
+    checkpoints = [c for r in ledger.list_runs() for c in ledger.checkpoints(r["run_id"])]
+    assert len(checkpoints) >= 2
+    assert len({(c["job_id"], c["checkpoint_id"]) for c in checkpoints}) == len(checkpoints)
+    for checkpoint in checkpoints:
+        for s in checkpoint["stages"]:
+            assert s["rows_in"] == s["rows_out"] + s["quarantined"] + s["dropped"], checkpoint
+    ingest = [s for c in checkpoints for s in c["stages"] if s["stage"] == "ingest"]
+    assert sum(s["rows_in"] for s in ingest) == 600
+    assert sum(s["quarantined"] for s in ingest) == 12
