@@ -6,15 +6,24 @@ discriminated by ``action``) is built from this registry, so nothing else change
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar, Literal, TypeVar, get_args
 
 import regex
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from cleaning_rules.forms import FORMS
-from cleaning_rules.prefilter import pattern_prefilter, strings_prefilter
+from cleaning_rules.joined import agrees, joined_pattern, search_joined, sub_joined
+from cleaning_rules.prefilter import (
+    pattern_prefilter,
+    pattern_trigger,
+    strings_prefilter,
+    strings_trigger,
+)
 from cleaning_rules.rules import (
     CompiledRule,
+    Replacement,
+    Rewrite,
     RuleSpec,
     TextRule,
     VerdictRule,
@@ -41,6 +50,34 @@ def _fields(spec: RuleSpec) -> frozenset[str] | None:
     return None if spec.fields is None else frozenset(spec.fields)
 
 
+def _samples(spec: RuleSpec) -> list[str]:
+    return [text for example in spec.examples for text in (example.text, example.expected_text)]
+
+
+def _joined_rewrite(
+    spec: RuleSpec, pattern: regex.Pattern[str], replacement: Replacement, rewrite: Rewrite
+) -> Rewrite | None:
+    """The rewrite over separator-joined values, if the pattern can be rewritten for it and
+    reproduces the rule's examples that way."""
+    joined = joined_pattern(pattern)
+    if joined is None:
+        return None
+    batch = substitution(joined, replacement)
+    fits = agrees(_samples(spec), rewrite, lambda values, limit: sub_joined(batch, values, limit))
+    return batch if fits else None
+
+
+def _joined_search(spec: RuleSpec, rule: VerdictRule) -> regex.Pattern[str] | None:
+    """The verdict pattern over separator-joined values (see :func:`_joined_rewrite`)."""
+    joined = joined_pattern(rule.pattern)
+    if joined is None:
+        return None
+    fits = agrees(
+        _samples(spec), rule.found, lambda values, limit: search_joined(joined, values, limit)
+    )
+    return joined if fits else None
+
+
 @register_action
 class ReplaceRule(RuleSpec):
     """Substitute every match of ``pattern`` by ``replacement`` (``\\1``, ``\\g<name>``)."""
@@ -62,11 +99,16 @@ class ReplaceRule(RuleSpec):
 
     def build(self) -> CompiledRule:
         pattern = compile_pattern(self.pattern, self.flags)
+        rewrite = substitution(pattern, self.replacement)
         return TextRule(
             self.id,
             _fields(self),
-            substitution(pattern, self.replacement),
+            rewrite,
             pattern_prefilter(pattern),
+            pattern_trigger(pattern),
+            # The template with every group empty: the characters it writes of its own.
+            frozenset(_probe_match(pattern).expand(self.replacement)),
+            _joined_rewrite(self, pattern, self.replacement, rewrite),
         )
 
 
@@ -165,7 +207,11 @@ class MapRule(RuleSpec):
 
         pattern = table_pattern(list(self.table), flag_bits(self.flags))
         skip = strings_prefilter(self.table, ignore_case=ignore_case)
-        return TextRule(self.id, _fields(self), substitution(pattern, expand), skip)
+        trigger = strings_trigger(self.table, ignore_case=ignore_case)
+        rewrite = substitution(pattern, expand)
+        joined = _joined_rewrite(self, pattern, expand, rewrite)
+        introduces = frozenset("".join(self.table.values()))
+        return TextRule(self.id, _fields(self), rewrite, skip, trigger, introduces, joined)
 
 
 @register_action
@@ -190,13 +236,25 @@ class NormalizeRule(RuleSpec):
         pattern = self.compiled_pattern()
         if pattern is None:
             apply = form.apply
-            return TextRule(self.id, _fields(self), lambda text, _: apply(text), form.unchanged)
+            return TextRule(
+                self.id,
+                _fields(self),
+                lambda text, _: apply(text),
+                form.unchanged,
+                form.trigger,
+                form.introduces,
+            )
 
         def each_match(match: regex.Match[str]) -> str:
             return form.apply(match.group())
 
         skip = form.unchanged if form.local else pattern_prefilter(pattern)
-        return TextRule(self.id, _fields(self), substitution(pattern, each_match), skip)
+        # A match holds only characters of the text: a text without the form's trigger has
+        # no match the form would change.
+        trigger = pattern_trigger(pattern) or form.trigger
+        rewrite = substitution(pattern, each_match)
+        joined = _joined_rewrite(self, pattern, each_match, rewrite)
+        return TextRule(self.id, _fields(self), rewrite, skip, trigger, form.introduces, joined)
 
 
 class _VerdictSpec(RuleSpec):
@@ -209,9 +267,16 @@ class _VerdictSpec(RuleSpec):
 
     def build(self) -> CompiledRule:
         pattern = compile_pattern(self.pattern, self.flags)
-        return VerdictRule(
-            self.id, _fields(self), pattern, self.verdict, self.reason, pattern_prefilter(pattern)
+        rule = VerdictRule(
+            self.id,
+            _fields(self),
+            pattern,
+            self.verdict,
+            self.reason,
+            pattern_prefilter(pattern),
+            pattern_trigger(pattern),
         )
+        return replace(rule, joined=_joined_search(self, rule))
 
 
 @register_action

@@ -4,30 +4,38 @@
     result = ruleset.apply("medical_orders", row)   # RecordResult
     row_out = {**result.record, "_rules_version": ruleset.version}
 
-Rules are compiled once, and the list of rules for each field of an entity is built on the first
-record of that entity, so applying a rule set is a loop over precompiled regexes. Every regex
-call runs under a time limit: a rule that runs away on one value quarantines that record (reason
-``timeout``) instead of hanging the run.
+Rules are compiled once, and on the first record of an entity the rules of each of its fields
+are laid out as a :class:`~cleaning_rules.plan.FieldPlan`, so applying a rule set is a loop over
+precompiled regexes that skips, field by field, the rules whose characters are absent. Every
+regex call runs under a time limit: a rule that runs away on one value quarantines that record
+(reason ``timeout``) instead of hanging the run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import regex
 
 from cleaning_rules.errors import STAGE, RulePackError
 from cleaning_rules.pack import PACK_NAME, LoadedPack, load_pack_file
-from cleaning_rules.rules import CompiledRule, TextRule, Verdict, VerdictRule
+from cleaning_rules.plan import (
+    Decision,
+    FieldOutcome,
+    FieldPlan,
+    compile_field_plan,
+    run_column,
+    run_field,
+)
+from cleaning_rules.rules import CompiledRule, Verdict
 from pipelines.errors import ConfigError
 
 DEFAULT_PACK_DIR = Path(__file__).resolve().parent / "packs"
 DEFAULT_TIMEOUT_S = 0.1
-TIMEOUT_REASON = "timeout"
 # Part of every rules version: bump it when the engine changes what an unchanged pack does
 # (a normalisation form's output, the word boundaries of map tables), so rows cleaned before
 # and after the change carry different versions.
@@ -35,21 +43,11 @@ ENGINE_FORMAT = "1"
 
 _PACK_NAME = regex.compile(PACK_NAME)
 
-# Per entity, each rule in run order: the rule, the fields it runs on, its prefilter, and its
-# rewrite (a text rule) or itself again (a verdict rule). Unpacked into locals, so the hot loop
-# looks up no attributes and makes no extra call for a rule its prefilter rules out.
-Step = tuple[
-    CompiledRule,
-    tuple[str, ...],
-    Callable[[str], bool] | None,
-    Callable[[str, float | None], str] | None,
-    VerdictRule | None,
-]
-Plan = tuple[Step, ...]
+# Per entity, its fields' plans, in the order the packs name the fields.
+Plan = tuple[FieldPlan, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RecordResult:
+class RecordResult(NamedTuple):
     """The outcome of applying a rule set to one record.
 
     ``record`` is a new dict. When ``verdict`` is ``keep`` it holds the cleaned values; when a
@@ -57,6 +55,10 @@ class RecordResult:
     steward needs to see, and what a replay after fixing the rule starts from). ``rule_id``,
     ``reason`` and ``field`` say which rule decided, why and on which field. ``fired`` lists,
     in order and once each, the rules that changed a value.
+
+    Immutable like a frozen dataclass, but built as a tuple: one is made per record, and a
+    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs more than
+    cleaning a typical field.
     """
 
     record: dict[str, object]
@@ -83,6 +85,7 @@ class RuleSet:
         self.version = rules_version(self.packs)
         self._plans: dict[str, Plan] = {}
         self._fields: dict[str, frozenset[str]] = {}
+        self._rules: dict[str, dict[str, tuple[CompiledRule, ...]]] = {}
 
     @property
     def pack_names(self) -> list[str]:
@@ -96,7 +99,8 @@ class RuleSet:
 
     def rules_for(self, entity: str, field: str) -> tuple[CompiledRule, ...]:
         """The compiled rules that run on ``field`` of ``entity``, in order."""
-        return tuple(step[0] for step in self._plan(entity) if field in step[1])
+        self._plan(entity)
+        return self._rules[entity].get(field, ())
 
     def apply(self, entity: str, record: Mapping[str, object]) -> RecordResult:
         """Clean the string fields of ``record`` that the packs name for ``entity``.
@@ -110,45 +114,60 @@ class RuleSet:
         if plan is None:
             plan = self._plan(entity)
         timeout = self.timeout
-        cleaned = dict(record)
-        fired: dict[str, None] = {}
-        for rule, fields, skip, rewrite, judge in plan:
-            for field in fields:
-                value = cleaned.get(field)
-                if not isinstance(value, str) or (skip is not None and skip(value)):
-                    continue
-                try:
-                    if rewrite is not None:
-                        new = rewrite(value, timeout)
-                        if new != value:
-                            cleaned[field] = new
-                            fired[rule.rule_id] = None
-                    elif judge is not None and judge.found(value, timeout):
-                        return RecordResult(
-                            dict(record),
-                            judge.verdict,
-                            judge.rule_id,
-                            judge.reason,
-                            tuple(fired),
-                            field,
-                        )
-                except TimeoutError:
-                    return RecordResult(
-                        dict(record),
-                        "quarantine",
-                        rule.rule_id,
-                        TIMEOUT_REASON,
-                        tuple(fired),
-                        field,
-                    )
-        return RecordResult(cleaned, fired=tuple(fired))
+        hits: list[tuple[str, FieldOutcome]] = []
+        before: tuple[int, int] | None = None
+        for field_plan in plan:
+            value = record.get(field_plan.field)
+            if not isinstance(value, str):
+                continue
+            outcome = run_field(field_plan, value, timeout, before)
+            if outcome.changes or outcome.decision is not None:
+                hits.append((field_plan.field, outcome))
+                if outcome.decision is not None:
+                    before = outcome.decision[:2]
+        return _combine(record, hits)
+
+    def apply_batch(
+        self, entity: str, records: Sequence[Mapping[str, object]]
+    ) -> list[RecordResult]:
+        """:meth:`apply` on each of ``records`` (all of ``entity``): the same results, in order.
+
+        Each distinct value of a field is cleaned once per batch and its outcome reused for
+        every record that holds it (text columns repeat: drug names, units, cities, log
+        templates). A value is cleaned through all of its field's rules even when another
+        field of its record was already dropped, so that the outcome can be shared; the
+        decision still goes to the earliest rule, as in :meth:`apply`. A value that timed out
+        is quarantined in every record of the batch that holds it.
+        """
+        plan = self._plans.get(entity)
+        if plan is None:
+            plan = self._plan(entity)
+        timeout = self.timeout
+        touched: dict[int, list[tuple[str, FieldOutcome]]] = {}
+        for field_plan in plan:
+            field = field_plan.field
+            column = [record.get(field) for record in records]
+            distinct = list(dict.fromkeys(value for value in column if isinstance(value, str)))
+            active = {
+                value: outcome
+                for value, outcome in zip(
+                    distinct, run_column(field_plan, distinct, timeout), strict=True
+                )
+                if outcome.changes or outcome.decision is not None
+            }
+            if not active:
+                continue
+            for row, value in enumerate(column):
+                if isinstance(value, str) and (outcome := active.get(value)) is not None:
+                    touched.setdefault(row, []).append((field, outcome))
+        return [_combine(record, touched.get(row, ())) for row, record in enumerate(records)]
 
     def _plan(self, entity: str) -> Plan:
         plan = self._plans.get(entity)
         if plan is not None:
             return plan
-        steps: list[Step] = []
-        named: dict[str, None] = {}
+        per_field: dict[str, list[tuple[int, int, CompiledRule]]] = {}
+        index = 0
         for pack in self.packs:
             pack_fields = dict.fromkeys(
                 field
@@ -156,17 +175,20 @@ class RuleSet:
                 if selector.matches(entity)
                 for field in selector.fields
             )
-            named.update(pack_fields)
+            for field in pack_fields:
+                per_field.setdefault(field, [])
             for rule in pack.compiled:
-                fields = tuple(f for f in pack_fields if rule.fields is None or f in rule.fields)
-                if not fields:
-                    continue
-                if isinstance(rule, TextRule):
-                    steps.append((rule, fields, rule.skip, rule.rewrite, None))
-                else:
-                    steps.append((rule, fields, rule.skip, None, rule))
-        self._fields[entity] = frozenset(named)
-        self._plans[entity] = plan = tuple(steps)
+                fields = [f for f in pack_fields if rule.fields is None or f in rule.fields]
+                for slot, field in enumerate(fields):
+                    per_field[field].append((index, slot, rule))
+                index += 1
+        self._fields[entity] = frozenset(per_field)
+        self._rules[entity] = {
+            field: tuple(rule for _, _, rule in rules) for field, rules in per_field.items()
+        }
+        self._plans[entity] = plan = tuple(
+            compile_field_plan(field, rules) for field, rules in per_field.items() if rules
+        )
         return plan
 
     def __reduce__(self) -> tuple[object, ...]:
@@ -177,6 +199,44 @@ class RuleSet:
 
 def _rebuild_ruleset(packs: tuple[LoadedPack, ...], timeout: float) -> RuleSet:
     return RuleSet(packs, timeout=timeout)
+
+
+def _combine(
+    record: Mapping[str, object], hits: Sequence[tuple[str, FieldOutcome]]
+) -> RecordResult:
+    """A record's result from the outcomes of its fields that changed or decided, as if the
+    rules had run one by one over all fields: the earliest decision wins, and ``fired`` holds
+    the changes that rule order makes before it."""
+    if not hits:
+        return RecordResult(dict(record))
+    decided: Decision | None = None
+    decided_field = ""
+    for field, outcome in hits:
+        decision = outcome.decision
+        if decision is not None and (decided is None or decision[:2] < decided[:2]):
+            decided, decided_field = decision, field
+    if decided is None:
+        cleaned = dict(record)
+        for field, outcome in hits:
+            cleaned[field] = outcome.value
+        fired = hits[0][1].fired if len(hits) == 1 else _fired(hits, None)
+        return RecordResult(cleaned, fired=fired)
+    index, slot, verdict, rule_id, reason = decided
+    fired = _fired(hits, (index, slot))
+    return RecordResult(dict(record), verdict, rule_id, reason, fired, decided_field)
+
+
+def _fired(
+    hits: Sequence[tuple[str, FieldOutcome]], before: tuple[int, int] | None
+) -> tuple[str, ...]:
+    """The rules that changed a value, in rule order, once each; with ``before``, only the
+    changes that rule order would have made before that decision."""
+    changes = sorted(change for _, outcome in hits for change in outcome.changes)
+    return tuple(
+        dict.fromkeys(
+            rule_id for index, slot, rule_id in changes if before is None or (index, slot) < before
+        )
+    )
 
 
 def rules_version(packs: Iterable[LoadedPack]) -> str:

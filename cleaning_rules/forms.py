@@ -7,7 +7,12 @@ live here as code, and YAML names them, the way a checksum is named rather than 
 A form maps text to text. When a rule has a ``pattern`` the form is applied to each match, else
 to the whole field. ``unchanged`` is a cheap test that is True only when the form would return
 the text as it is; ``local`` says that a text the form leaves unchanged has no part it would
-change either, which lets a patterned rule use the same shortcut.
+change either, which lets a patterned rule use the same shortcut. ``trigger`` names characters
+at least one of which a text must hold for the form to change it (``control_chars`` has nothing
+to do in a text without a control character): the engine merges the triggers of a field's
+rules to find, in one pass over the text, the few rules that can apply. ``introduces`` lists
+the characters the form may write that were not in its input (None: any), so that after a
+change the engine knows which rules the new text can have woken up without reading it again.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from decimal import Decimal, InvalidOperation
 
 import regex
 
+from cleaning_rules.prefilter import Trigger
+
 
 @dataclass(frozen=True, slots=True)
 class Form:
@@ -31,6 +38,8 @@ class Form:
     unchanged: Callable[[str], bool] | None = None
     local: bool = False
     needs_pattern: bool = False
+    trigger: Trigger | None = None
+    introduces: frozenset[str] | None = None
 
 
 FORMS: dict[str, Form] = {}
@@ -61,6 +70,9 @@ register_form(
         "Unicode NFKC: full-width to half-width, compatibility characters to their plain form",
         unchanged=_nfkc_unchanged,
         local=True,
+        # Every ASCII character is its own NFKC form.
+        trigger=Trigger(nonascii=True),
+        introduces=None,  # a compatibility character decomposes into others
     )
 )
 
@@ -75,12 +87,16 @@ register_form(
         "Full-width ASCII letters, digits, punctuation and the ideographic space to half-width",
         unchanged=lambda text: text.isascii() or _FULLWIDTH.search(text) is None,
         local=True,
+        trigger=Trigger(frozenset(map(chr, _HALFWIDTH))),
+        introduces=frozenset(map(chr, _HALFWIDTH.values())),
     )
 )
 
 # Every C0/C1 control character except tab, newline and carriage return (whitespace, handled
 # by the whitespace form).
 _CONTROL = regex.compile(r"[^\P{Cc}\t\n\r]+")
+# Unicode's Cc is fixed (C0, DEL and C1); a test checks it against the regex module's tables.
+CONTROL_CHARS = frozenset(map(chr, [*range(0x20), *range(0x7F, 0xA0)])) - frozenset("\t\n\r")
 
 register_form(
     Form(
@@ -91,6 +107,8 @@ register_form(
         # a regex scan on the clean majority of fields.
         unchanged=lambda text: text.isprintable() or _CONTROL.search(text) is None,
         local=True,
+        trigger=Trigger(CONTROL_CHARS),
+        introduces=frozenset(),
     )
 )
 
@@ -98,6 +116,12 @@ _LINE_BREAK = regex.compile(r"\r\n?")
 _HORIZONTAL_SPACE = regex.compile(r"[^\S\n]+")
 _SPACE_AT_LINE_END = regex.compile(r" ?\n ?")
 _BLANK_LINES = regex.compile(r"\n{3,}")
+# What the form's regexes (\s) and str.strip treat as white space; U+3000 is the last such
+# code point (a test checks the whole range).
+_UP_TO_IDEOGRAPHIC_SPACE = "".join(map(chr, range(0x3001)))
+WHITESPACE_CHARS = frozenset(regex.findall(r"\s", _UP_TO_IDEOGRAPHIC_SPACE)) | frozenset(
+    char for char in _UP_TO_IDEOGRAPHIC_SPACE if char.isspace()
+)
 
 
 def _whitespace(text: str) -> str:
@@ -121,6 +145,8 @@ register_form(
         _whitespace,
         "Collapse runs of spaces and tabs to one space, keep at most one blank line, trim",
         unchanged=_whitespace_unchanged,
+        trigger=Trigger(WHITESPACE_CHARS),
+        introduces=frozenset(" \n"),
     )
 )
 
@@ -153,6 +179,7 @@ register_form(
         _cny_amount,
         "A yuan amount (¥1,234.5, RMB 1234, 3万元) to plain digits with two decimals and 元",
         needs_pattern=True,
+        introduces=frozenset("0123456789.-元"),
     )
 )
 
@@ -177,5 +204,6 @@ register_form(
         _ymd_date,
         "A date written year, month, day (2024年3月5日, 2024/3/5) to ISO 8601 (2024-03-05)",
         needs_pattern=True,
+        introduces=frozenset("0123456789-"),
     )
 )

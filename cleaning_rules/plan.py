@@ -1,0 +1,233 @@
+"""Per-field plans: the rules that run on one field of an entity, compiled for the hot loop.
+
+A rule set runs its rules in order, each on every field it names, and the first rule that drops
+or quarantines a record decides. A rule reads and writes one field at a time, so the engine can
+run a record field by field instead, each field through its own list of rules: the outcome is
+the same as long as the decision goes to the earliest (rule, field) that would have decided in
+rule order, which the engine tracks with each step's ``index`` (the rule's place in the entity's
+rule order) and ``slot`` (the field's place among the rule's fields).
+
+Field by field, the rules that cannot apply to a value are found together: a field's gate
+merges the :class:`~cleaning_rules.prefilter.Trigger` of each of its rules into one character
+set, and one pass over the text (``frozenset.intersection``) gives the bit mask of the rules
+that may apply. Most values of most fields hold none of them, and cost that one pass; the
+others run their own exact prefilter, then the regex under its time limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+from cleaning_rules.joined import search_each, sub_each
+from cleaning_rules.prefilter import CannotMatch, Trigger, fold_preimage
+from cleaning_rules.rules import CompiledRule, Rewrite, TextRule, Verdict, VerdictRule
+
+# (index, slot, rule id, exact prefilter, rewrite of a text rule, verdict rule, the rule): a
+# tuple, so the hot loop unpacks it into locals instead of looking up attributes.
+Step = tuple[int, int, str, CannotMatch | None, Rewrite | None, VerdictRule | None, CompiledRule]
+Gate = Callable[[str], int]
+
+
+class FieldPlan(NamedTuple):
+    """The steps that run on one field, in rule order, and the gate over them: bit ``i`` of
+    ``gate(text)`` is set when ``steps[i]`` may change or match ``text``. A tuple, unpacked
+    once per field in the hot loop."""
+
+    field: str
+    steps: tuple[Step, ...]
+    gate: Gate
+
+
+def compile_field_plan(field: str, rules: Sequence[tuple[int, int, CompiledRule]]) -> FieldPlan:
+    """The plan of ``field`` from its ``(index, slot, rule)`` triples, in rule order."""
+    gate = trigger_gate([rule.trigger for _, _, rule in rules])
+    steps: list[Step] = []
+    for index, slot, rule in rules:
+        if isinstance(rule, TextRule):
+            # A rewrite's output holds characters of its input and those it introduces, so the
+            # rules it can wake are those the gate finds in the introduced characters.
+            wakes = None if rule.introduces is None else gate("".join(sorted(rule.introduces)))
+            steps.append((index, slot, rule.rule_id, rule.skip, rule.rewrite, None, rule, wakes))
+        else:
+            steps.append((index, slot, rule.rule_id, rule.skip, None, rule, rule, None))
+    return FieldPlan(field, tuple(steps), gate)
+
+
+def trigger_gate(triggers: Sequence[Trigger | None]) -> Gate:
+    """A gate over rules with these triggers (None: the rule is always a candidate).
+
+    A case-folded trigger character stands for every character whose case folding holds it
+    (``k`` for K and the Kelvin sign), so the text is read as it is, never case-folded.
+    """
+    always = nonascii = 0
+    bits: dict[str, int] = {}
+    for position, trigger in enumerate(triggers):
+        bit = 1 << position
+        if trigger is None:
+            always |= bit
+            continue
+        if trigger.nonascii:
+            nonascii |= bit
+        for char in trigger.chars:
+            for member in fold_preimage(char) if trigger.fold else (char,):
+                bits[member] = bits.get(member, 0) | bit
+    chars = frozenset(bits)
+
+    def gate(text: str) -> int:
+        mask = always
+        for char in chars.intersection(text):
+            mask |= bits[char]
+        if nonascii and not text.isascii():
+            mask |= nonascii
+        return mask
+
+    return gate
+
+
+TIMEOUT_REASON = "timeout"
+
+# Where a rule decided on one value: (index, slot, verdict, rule id, reason).
+Decision = tuple[int, int, Verdict, str, str]
+Change = tuple[int, int, str]  # (index, slot, rule id) of a rule that changed the value
+
+
+class FieldOutcome(NamedTuple):
+    """One value through one field's plan: the cleaned text, the rules that changed it (as
+    changes, and as rule ids in order, once each), and the first rule that dropped or
+    quarantined it (None: kept)."""
+
+    value: str
+    changes: tuple[Change, ...]
+    decision: Decision | None
+
+    @classmethod
+    def of(cls, value: str, changes: list[Change], decision: Decision | None) -> FieldOutcome:
+        return cls(value, tuple(changes), decision)
+
+    @property
+    def fired(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(rule_id for _, _, rule_id in self.changes))
+
+
+def run_field(
+    plan: FieldPlan, value: str, timeout: float, before: tuple[int, int] | None = None
+) -> FieldOutcome:
+    """Run ``value`` through ``plan``, each regex under ``timeout`` seconds.
+
+    Work stops at the first decision (a drop, a quarantine, or a timeout, which quarantines),
+    and with ``before`` at the first step that rule order would reach after that point (a
+    rule on another field already decided).
+    """
+    steps, gate = plan.steps, plan.gate
+    changes: list[Change] = []
+    mask = gate(value)
+    while mask:
+        low = mask & -mask
+        mask ^= low
+        index, slot, rule_id, skip, rewrite, judge, _, wakes = steps[low.bit_length() - 1]
+        if before is not None and (index, slot) > before:
+            break
+        if skip is not None and skip(value):
+            continue
+        try:
+            if rewrite is not None:
+                new = rewrite(value, timeout)
+                if new != value:
+                    value = new
+                    changes.append((index, slot, rule_id))
+                    # Later rules that the new text may need: those it already had, and
+                    # those its new characters wake (all of them read again when unknown).
+                    mask = (gate(new) if wakes is None else mask | wakes) & -(low << 1)
+            elif judge is not None and judge.found(value, timeout):
+                decision = (index, slot, judge.verdict, rule_id, judge.reason)
+                return FieldOutcome.of(value, changes, decision)
+        except TimeoutError:
+            decision = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
+            return FieldOutcome.of(value, changes, decision)
+    return FieldOutcome.of(value, changes, None)
+
+
+def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> list[FieldOutcome]:
+    """:func:`run_field` on each of ``values`` (distinct, best), rule by rule over all of them.
+
+    Each rule runs once over the values its gate and prefilter let through, in chunks joined
+    by a separator where the rule has a joined form (``joined.py``), else value by value. The
+    outcomes are those of :func:`run_field` without ``before``.
+    """
+    steps, gate = plan.steps, plan.gate
+    current = list(values)
+    masks = [gate(value) for value in current]
+    changes: list[list[Change]] = [[] for _ in current]
+    decisions: list[Decision | None] = [None] * len(current)
+    waiting: list[list[int]] = [[] for _ in steps]  # per step, the rows that may need it
+    for row, mask in enumerate(masks):
+        _enqueue(waiting, row, mask)
+    for position, (index, slot, rule_id, skip, _, _, rule, wakes) in enumerate(steps):
+        bit = 1 << position
+        rows = [
+            row
+            for row in dict.fromkeys(waiting[position])
+            if masks[row] & bit
+            and decisions[row] is None
+            and (skip is None or not skip(current[row]))
+        ]
+        waiting[position] = []
+        if not rows:
+            continue
+        texts = [current[row] for row in rows]
+        if isinstance(rule, TextRule):
+            rewritten = _rewrite_all(rule, texts, timeout)
+            for row, old, new in zip(rows, texts, rewritten, strict=True):
+                if new is None:
+                    decisions[row] = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
+                elif new != old:
+                    current[row] = new
+                    changes[row].append((index, slot, rule_id))
+                    later = (gate(new) if wakes is None else masks[row] | wakes) & -(bit << 1)
+                    _enqueue(waiting, row, later & ~masks[row])
+                    masks[row] = later
+        else:
+            found = _search_all(rule, texts, timeout)
+            for row, hit in zip(rows, found, strict=True):
+                if hit is None:
+                    decisions[row] = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
+                elif hit:
+                    decisions[row] = (index, slot, rule.verdict, rule_id, rule.reason)
+    return [
+        FieldOutcome.of(value, changed, decision)
+        for value, changed, decision in zip(current, changes, decisions, strict=True)
+    ]
+
+
+def _enqueue(waiting: list[list[int]], row: int, mask: int) -> None:
+    while mask:
+        low = mask & -mask
+        mask ^= low
+        waiting[low.bit_length() - 1].append(row)
+
+
+def _rewrite_all(rule: TextRule, texts: list[str], timeout: float) -> list[str | None]:
+    """Each text rewritten (None: it ran past the time limit on its own)."""
+    if rule.joined is not None and len(texts) > 1:
+        return sub_each(rule.joined, rule.rewrite, texts, timeout)
+    out: list[str | None] = []
+    for text in texts:
+        try:
+            out.append(rule.rewrite(text, timeout))
+        except TimeoutError:
+            out.append(None)
+    return out
+
+
+def _search_all(rule: VerdictRule, texts: list[str], timeout: float) -> list[bool | None]:
+    """For each text, whether the rule's pattern occurs (None: it ran past the limit)."""
+    if rule.joined is not None and len(texts) > 1:
+        return search_each(rule.joined, rule.found, texts, timeout)
+    out: list[bool | None] = []
+    for text in texts:
+        try:
+            out.append(rule.found(text, timeout))
+        except TimeoutError:
+            out.append(None)
+    return out
