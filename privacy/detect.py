@@ -2,8 +2,17 @@
 
 ``Detector.scan(text)`` returns non-overlapping ``Finding``s with character offsets.
 ``Detector.scan_many(texts)`` does the same for a column of texts; it joins them into large
-chunks so each regex runs once per chunk instead of once per short text, which is where the
-Python per-call overhead would otherwise go.
+chunks so that each pass runs once per chunk instead of once per short text.
+
+How a scan stays fast: running every pattern over the whole text costs one regex pass per
+pattern, and Python's engine pays for each attempt at each digit. Instead, one pass over a
+class view of the text (each digit written ``0``, each capital ``A``, each small letter
+``a``) finds the anchors (``PatternSpec.anchor``), and each pattern runs only over the
+clusters that hold its anchor. A cluster is a maximal stretch of ASCII letters, digits and
+the punctuation the patterns use, with spaces only between two digits or capitals. No pattern
+matches across a cluster's edge or looks past one, so a pattern run over a cluster finds what
+it would find there in the whole text: ``scan_exhaustive`` is that whole-text definition, and
+the tests hold the fast scan to it.
 """
 
 from __future__ import annotations
@@ -24,10 +33,37 @@ CONTEXT_BOOST = 0.35
 CONTEXT_WINDOW = 40
 DEFAULT_THRESHOLD = 0.5
 
-# Joins texts in scan_many. No pattern matches a newline or U+001E, so no match can span two
-# texts; the check in scan_many enforces it anyway.
+# Joins texts in scan_many. Neither character belongs to a cluster, so no match spans two
+# texts.
 _SEPARATOR = "\n\x1e\n"
 _CHUNK_CHARS = 1 << 20
+
+_CLUSTER_PUNCTUATION = b".:()+-_%@"
+_CLASSES = (
+    bytes(
+        ord("0")
+        if chr(i).isdigit()
+        else ord("A")
+        if chr(i).isupper()
+        else ord("a")
+        if chr(i).islower()
+        else i
+        if i in _CLUSTER_PUNCTUATION or i == ord(" ")
+        else ord("#")
+        for i in range(128)
+    )
+    + b"#" * 128
+)
+# The rest of a cluster from a position; on the reversed class view, the part before it.
+_CLUSTER = re.compile(rb"(?:[0Aa.:()+\-_%@]++|(?<=[0A]) (?=[0A]))*+")
+# Full-width digits (U+FF10-FF19) are common in Chinese documents; they are read as ASCII
+# digits. Searched for in UTF-8 (EF BC 90-99), which is faster than a character class over
+# the text; digits of other scripts are not read.
+_FULLWIDTH_DIGIT_UTF8 = re.compile(rb"\xef\xbc[\x90-\x99]")
+_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")  # noqa: RUF001
+# Distinct cluster shapes remembered with the patterns they need; real data repeats a few
+# hundred shapes, and the bound keeps free text with many distinct shapes from growing it.
+_SHAPE_CACHE_SIZE = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +105,7 @@ class _Compiled:
     spec: PatternSpec
     regex: re.Pattern[str]
     context: re.Pattern[str]
+    anchor: re.Pattern[bytes]
 
 
 class Detector:
@@ -90,14 +127,23 @@ class Detector:
         self.context_window = context_window
         self._priority = {name: i for i, name in enumerate(ENTITY_REGISTRY)}
         self._compiled = [
-            _Compiled(entity, spec, re.compile(spec.regex), context_regex(entity))
+            _Compiled(
+                entity,
+                spec,
+                re.compile(spec.regex, re.ASCII),
+                context_regex(entity),
+                re.compile(spec.anchor.encode("ascii")),
+            )
             for entity in (ENTITY_REGISTRY[n] for n in self.types)
             for spec in entity.patterns
         ]
+        anchors = dict.fromkeys(c.spec.anchor for c in self._compiled)
+        self._locator = re.compile("|".join(anchors).encode("ascii")) if anchors else None
+        self._by_shape: dict[bytes, tuple[_Compiled, ...]] = {}
 
     def scan(self, text: str) -> list[Finding]:
         """Findings in ``text``, sorted by start, not overlapping, at or above threshold."""
-        return self._resolve(self._candidates(text, 0, len(text), [0]))
+        return self._resolve(self._candidates(text, [0]).get(0, []))
 
     def scan_many(self, texts: Sequence[str | None]) -> list[list[Finding]]:
         """``scan`` for each text (``None`` gives no findings), offsets relative to each text."""
@@ -118,43 +164,77 @@ class Detector:
                 index += 1
             if not chunk:
                 continue
-            joined = _SEPARATOR.join(chunk)
-            per_text: dict[int, list[Finding]] = {}
-            for finding in self._candidates(joined, 0, len(joined), starts):
-                slot = bisect.bisect_right(starts, finding.start) - 1
-                base = starts[slot]
-                if finding.end > base + len(chunk[slot]):
-                    continue  # would span two texts; cannot happen with the current patterns
-                per_text.setdefault(slot, []).append(_shift(finding, -base))
-            for slot, found in per_text.items():
+            for slot, found in self._candidates(_SEPARATOR.join(chunk), starts).items():
                 results[members[slot]] = self._resolve(found)
         return results
 
-    def _candidates(self, text: str, pos: int, endpos: int, starts: list[int]) -> list[Finding]:
+    def scan_exhaustive(self, text: str) -> list[Finding]:
+        """``scan`` by running every pattern over the whole text: slow, and the definition.
+
+        ``scan`` must return exactly this; the tests compare the two on tricky inputs.
+        """
+        view = _ascii_view(text)
         found: list[Finding] = []
         for compiled in self._compiled:
-            spec = compiled.spec
-            if spec.hint is not None and spec.hint not in text:
-                continue
-            for match in compiled.regex.finditer(text, pos, endpos):
-                finding = self._judge(compiled, text, match.start(), match.end(), starts)
+            for match in compiled.regex.finditer(view):
+                finding = self._judge(compiled, text, view, match.start(), match.end(), 0)
                 if finding is not None:
                     found.append(finding)
+        return self._resolve(found)
+
+    def _candidates(self, text: str, starts: list[int]) -> dict[int, list[Finding]]:
+        """Judged matches in ``text`` (texts joined, beginning at ``starts``), by text index."""
+        found: dict[int, list[Finding]] = {}
+        if self._locator is None:
+            return found
+        view = _ascii_view(text)
+        classes = view.encode("ascii").translate(_CLASSES)
+        reversed_classes = classes[::-1]
+        size = len(classes)
+        search = self._locator.search
+        cluster = _CLUSTER.match
+        pos = 0
+        while (hit := search(classes, pos)) is not None:
+            at = hit.start()
+            begin = size - cluster(reversed_classes, size - at).end()
+            pos = cluster(classes, at).end()
+            shape = classes[begin:pos]
+            compiled_for = self._by_shape.get(shape)
+            if compiled_for is None:
+                compiled_for = self._patterns_for(shape)
+            for compiled in compiled_for:
+                for match in compiled.regex.finditer(view, begin, pos):
+                    start = match.start()
+                    slot = bisect.bisect_right(starts, start) - 1
+                    finding = self._judge(compiled, text, view, start, match.end(), starts[slot])
+                    if finding is not None:
+                        found.setdefault(slot, []).append(finding)
         return found
 
+    def _patterns_for(self, shape: bytes) -> tuple[_Compiled, ...]:
+        if len(self._by_shape) >= _SHAPE_CACHE_SIZE:
+            self._by_shape.clear()
+        compiled_for = tuple(c for c in self._compiled if c.anchor.search(shape))
+        self._by_shape[shape] = compiled_for
+        return compiled_for
+
     def _judge(
-        self, compiled: _Compiled, text: str, start: int, end: int, starts: list[int]
+        self, compiled: _Compiled, text: str, view: str, start: int, end: int, base: int
     ) -> Finding | None:
+        """A finding for ``view[start:end]`` with offsets relative to ``base``, or ``None``.
+
+        Validators read the ASCII view (full-width digits as ASCII); context words are
+        looked for in the original text, not before ``base`` (the start of the text the
+        match belongs to).
+        """
         spec, entity = compiled.spec, compiled.entity
-        verdict = validate(entity.validator, text[start:end])
-        while verdict is Verdict.REJECTED and spec.trim and " " in text[start:end]:
-            end = text.rindex(" ", start, end)
-            verdict = validate(entity.validator, text[start:end])
+        verdict = validate(entity.validator, view[start:end])
+        while verdict is Verdict.REJECTED and spec.trim and " " in view[start:end]:
+            end = view.rindex(" ", start, end)
+            verdict = validate(entity.validator, view[start:end])
         if verdict is Verdict.REJECTED:
             return None
-        # The context window stops at the start of the text the match belongs to.
-        own_start = starts[bisect.bisect_right(starts, start) - 1]
-        window = compiled.context.search(text, max(own_start, start - self.context_window), start)
+        window = compiled.context.search(text, max(base, start - self.context_window), start)
         if spec.requires_context and window is None:
             return None
         score = 1.0 if verdict is Verdict.CONFIRMED else spec.score
@@ -164,8 +244,8 @@ class Detector:
             return None
         return Finding(
             type=entity.name,
-            start=start,
-            end=end,
+            start=start - base,
+            end=end - base,
             score=score,
             pattern=spec.name,
             verdict=verdict.value,
@@ -174,6 +254,8 @@ class Detector:
 
     def _resolve(self, candidates: list[Finding]) -> list[Finding]:
         """Keep the best of overlapping findings: higher score, then longer, then priority."""
+        if len(candidates) < 2:
+            return candidates
         ranked = sorted(
             candidates,
             key=lambda f: (-f.score, -(f.end - f.start), self._priority[f.type], f.start),
@@ -185,13 +267,13 @@ class Detector:
         return sorted(kept, key=lambda f: f.start)
 
 
-def _shift(finding: Finding, offset: int) -> Finding:
-    return Finding(
-        type=finding.type,
-        start=finding.start + offset,
-        end=finding.end + offset,
-        score=finding.score,
-        pattern=finding.pattern,
-        verdict=finding.verdict,
-        context_word=finding.context_word,
-    )
+def _ascii_view(text: str) -> str:
+    """``text`` with full-width digits as ASCII and every other non-ASCII character as ``?``.
+
+    Same length, so offsets carry over; no pattern matches ``?``.
+    """
+    if text.isascii():
+        return text
+    if _FULLWIDTH_DIGIT_UTF8.search(text.encode("utf-8")):
+        text = text.translate(_FULLWIDTH_DIGITS)
+    return text.encode("ascii", "replace").decode("ascii")

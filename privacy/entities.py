@@ -6,7 +6,9 @@ words just before a match raise its score. The names here are the names that app
 policy YAML, findings and the ledger.
 
 Boundaries are written as ``(?<![0-9A-Za-z])`` rather than ``\\b``: in Python ``\\w`` includes
-CJK characters, so ``\\b`` would miss ``手机13800138000``.
+CJK characters, so ``\\b`` would miss ``手机13800138000``. Patterns are compiled with
+``re.ASCII`` and run over an ASCII view of the text (``privacy/detect.py``), so ``\\d`` is
+``[0-9]``.
 """
 
 from __future__ import annotations
@@ -29,17 +31,23 @@ _B1 = r"(?<![0-9A-Za-z].)"
 class PatternSpec:
     """One regex for an entity type.
 
-    ``hint`` is a substring without which the pattern cannot match; texts lacking it skip
-    the regex entirely (most text has no ``@``). ``requires_context`` patterns are too
-    generic to report alone (a bare 9-digit number is an SSN only if someone says so).
-    ``trim`` retries a rejected match without its trailing space-separated groups, for
-    formats written in groups that a following word can extend (IBAN).
+    ``anchor`` is what every match of ``regex`` contains, written over character classes:
+    each ASCII digit as ``0``, capital as ``A``, small letter as ``a``, punctuation as
+    itself. The detector finds anchors first and runs ``regex`` only around them (see
+    ``privacy/detect.py``), so an anchor that some match lacks loses that match; the tests
+    check every anchor against the exhaustive scan. An anchor starts with a plain character
+    (``00{12}``, not ``0{13}``): the anchors are joined into one regex, and Python's engine
+    skips ahead quickly only when every alternative starts with a literal.
+    ``requires_context`` patterns are too generic to report alone (a bare 9-digit number is
+    an SSN only if someone says so). ``trim`` retries a rejected match without its trailing
+    space-separated groups, for formats written in groups that a following word can extend
+    (IBAN).
     """
 
     name: str
     regex: str
     score: float
-    hint: str | None = None
+    anchor: str
     requires_context: bool = False
     trim: bool = False
 
@@ -87,6 +95,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 r"[1-9]" + _B1 + r"\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
                 r"\d{3}[\dXx]" + _E,
                 0.5,
+                anchor="00{16}",
             ),
         ),
         context=("身份证", "证件号", "公民身份", "居民身份", "id card", "resident id", "identity"),
@@ -104,6 +113,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 + r"[0-9A-HJ-NPQRTUWXY]\d{6}[0-9A-HJ-NPQRTUWXY]{10}"
                 + _E,
                 0.4,
+                anchor="00{5}[0A]{10}",
             ),
         ),
         context=("统一社会信用代码", "信用代码", "税号", "纳税人识别号", "uscc", "credit code"),
@@ -114,11 +124,19 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     EntityType(
         name="BANK_CARD",
         patterns=(
-            PatternSpec("card_plain", r"\d" + _B1 + r"\d{12,18}" + _E, 0.4),
+            PatternSpec("card_plain", r"\d" + _B1 + r"\d{12,18}" + _E, 0.4, anchor="00{12}"),
             PatternSpec(
-                "card_grouped", r"\d" + _B1 + r"\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}" + _E, 0.4
+                "card_grouped",
+                r"\d" + _B1 + r"\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}" + _E,
+                0.4,
+                anchor="0000[ -]0000[ -]0000[ -]0",
             ),
-            PatternSpec("card_amex", r"3" + _B1 + r"[47]\d{2}([ -])\d{6}\1\d{5}" + _E, 0.4),
+            PatternSpec(
+                "card_amex",
+                r"3" + _B1 + r"[47]\d{2}([ -])\d{6}\1\d{5}" + _E,
+                0.4,
+                anchor="0000[ -]000000[ -]00000",
+            ),
         ),
         context=(
             "银行卡",
@@ -145,6 +163,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "iban",
                 r"[A-Z]" + _B1 + r"[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?" + _E,
                 0.4,
+                anchor="AA00 ?[0A]{4} ?[0A]{4}",
                 trim=True,
             ),
         ),
@@ -163,7 +182,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*\.[A-Za-z]{2,24}"
                 r"(?![A-Za-z0-9-])",
                 0.9,
-                hint="@",
+                anchor="@",
             ),
         ),
         context=("邮箱", "电子邮件", "email", "e-mail", "mail"),
@@ -174,10 +193,17 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         name="US_SSN",
         patterns=(
             PatternSpec(
-                "ssn_dashed", r"\d(?<![0-9A-Za-z-].)\d{2}-\d{2}-\d{4}(?![0-9A-Za-z-])", 0.6
+                "ssn_dashed",
+                r"\d(?<![0-9A-Za-z-].)\d{2}-\d{2}-\d{4}(?![0-9A-Za-z-])",
+                0.6,
+                anchor="000-00-0000",
             ),
-            PatternSpec("ssn_spaced", r"\d" + _B1 + r"\d{2} \d{2} \d{4}" + _E, 0.3),
-            PatternSpec("ssn_bare", r"\d" + _B1 + r"\d{8}" + _E, 0.2, requires_context=True),
+            PatternSpec(
+                "ssn_spaced", r"\d" + _B1 + r"\d{2} \d{2} \d{4}" + _E, 0.3, anchor="000 00 0000"
+            ),
+            PatternSpec(
+                "ssn_bare", r"\d" + _B1 + r"\d{8}" + _E, 0.2, anchor="00{8}", requires_context=True
+            ),
         ),
         context=("ssn", "social security", "社会安全号", "社保号"),
         validator="us_ssn",
@@ -190,6 +216,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "mobile",
                 r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}" + _E,
                 0.6,
+                anchor="000[ -]?0000[ -]?0000",
             ),
         ),
         context=("手机", "电话", "联系方式", "联系电话", "mobile", "phone", "cell", "tel"),
@@ -200,9 +227,14 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         name="CN_LANDLINE",
         patterns=(
             PatternSpec(
-                "landline_sep", _B + r"(?:\(0\d{2,3}\)|0\d{2,3}[ -])[2-9]\d{6,7}" + _E, 0.55
+                "landline_sep",
+                _B + r"(?:\(0\d{2,3}\)|0\d{2,3}[ -])[2-9]\d{6,7}" + _E,
+                0.55,
+                anchor="00{6}",
             ),
-            PatternSpec("landline_plain", r"0" + _B1 + r"\d{2,3}[2-9]\d{6,7}" + _E, 0.2),
+            PatternSpec(
+                "landline_plain", r"0" + _B1 + r"\d{2,3}[2-9]\d{6,7}" + _E, 0.2, anchor="00{9}"
+            ),
         ),
         context=("电话", "座机", "固话", "传真", "tel", "phone", "landline", "fax"),
         validator=None,
@@ -215,14 +247,14 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "ipv4",
                 r"\d(?<![0-9A-Za-z.].)\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?![0-9A-Za-z]|\.\d)",
                 0.7,
-                hint=".",
+                anchor=r"\.0{1,3}\.0{1,3}\.0",
             ),
             PatternSpec(
                 "ipv6",
                 r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}"
                 r"(?:[0-9A-Fa-f]{1,4}|:|(?:\d{1,3}\.){3}\d{1,3})(?![0-9A-Za-z:])",
                 0.7,
-                hint=":",
+                anchor=":[0Aa]{0,4}:",
             ),
         ),
         context=("ip", "地址", "host", "client", "server", "remote"),
@@ -235,9 +267,18 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
             # People's Republic of China passports: E + 8 digits, or E + letter + 7 digits;
             # older G/D/S/P series. Without a context word these are just codes.
             PatternSpec(
-                "cn_passport", r"[EGDSP]" + _B1 + r"(?:(?<=E)[0-9A-HJ-NP-Z]\d{7}|\d{8})" + _E, 0.3
+                "cn_passport",
+                r"[EGDSP]" + _B1 + r"(?:(?<=E)[0-9A-HJ-NP-Z]\d{7}|\d{8})" + _E,
+                0.3,
+                anchor="A[0A]00{6}",
             ),
-            PatternSpec("us_passport", r"\d" + _B1 + r"\d{8}" + _E, 0.15, requires_context=True),
+            PatternSpec(
+                "us_passport",
+                r"\d" + _B1 + r"\d{8}" + _E,
+                0.15,
+                anchor="00{8}",
+                requires_context=True,
+            ),
         ),
         context=("护照", "passport"),
         validator=None,
