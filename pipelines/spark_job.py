@@ -204,7 +204,6 @@ class SparkBatchJob:
     ) -> EntityRead | None:
         """The entity's records since the stored cursor, paged on the driver (CRM exports
         are small next to ERP tables). Nested values (dialogue turns) are kept as JSON."""
-        import pyarrow as pa
 
         from ingest.crm import CrmCursor
 
@@ -215,7 +214,7 @@ class SparkBatchJob:
             records.extend(_flat(record) for record in page.records)
             cursor = page.cursor
         if records:
-            frame = self.spark.createDataFrame(pa.Table.from_pylist(records).to_pandas())
+            frame = self.spark.createDataFrame(_records_table(records).to_pandas())
         elif self._exists(raw):
             frame = self.spark.table(raw).drop(*LINEAGE_COLUMNS).limit(0)
         else:
@@ -672,6 +671,27 @@ def _entities(source: JdbcSource | CrmSource) -> list[str]:
     if isinstance(source, JdbcSource):
         return [table.entity_name for table in source.tables]
     return [name for name in CrmEntities.model_fields if getattr(source.entities, name)]
+
+
+def _records_table(records: list[dict[str, Any]]) -> pa.Table:
+    """JSON records as columns: every field any record has (missing: null), each column typed
+    by its values, or text when they disagree (a vendor that starts sending ``"ACME-7"`` where
+    numbers were). The contract then decides which values convert (``pipelines/conform.py``).
+    """
+    import pyarrow as pa
+
+    names = list(dict.fromkeys(name for record in records for name in record))
+    columns = {}
+    for name in names:
+        values = [record.get(name) for record in records]
+        try:
+            columns[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[name] = pa.array(
+                [v if v is None or isinstance(v, str) else json.dumps(v) for v in values],
+                pa.string(),
+            )
+    return pa.table(columns)
 
 
 def _flat(record: dict[str, Any]) -> dict[str, Any]:

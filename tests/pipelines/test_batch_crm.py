@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC
 from typing import TYPE_CHECKING
 
 import pytest
@@ -11,7 +13,7 @@ from ingest.crm import CrmCursor
 from pipelines.config import LakeConfig, PipelineConfig
 from pipelines.lake import Lake
 from pipelines.spark_job import run_batch
-from tests.ingest.crm_server import TOKEN, TOKEN_ENV, CrmServer, generate_crm_data
+from tests.ingest.crm_server import BASE_TIME, TOKEN, TOKEN_ENV, CrmServer, generate_crm_data
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -80,3 +82,36 @@ def test_crm_entities_land_and_then_load_incrementally(
     assert [k for k in after if after[k]["_content_hash"] != tickets[k]["_content_hash"]] == [
         "T-000003"
     ]
+
+
+def test_crm_rows_are_typed_by_their_contracts_and_drift_is_quarantined(
+    spark: SparkSession, crm: CrmServer, crm_config: PipelineConfig
+) -> None:
+    lake = Lake(crm_config.lake)
+    run_batch(spark, crm_config, "test")
+    # JSON text at the source, a timestamp in the lake (pipelines/contracts/tickets.yaml);
+    # contacts' +08:00 offsets land as the same instants in UTC.
+    schema = lake.table("curated.tickets").schema().as_arrow()
+    assert str(schema.field("updated_at").type).startswith("timestamp")
+    contacts = {c["_source_key"]: c for c in lake.read("curated.contacts").to_pylist()}
+    assert contacts["C-00001"]["updated_at"] == BASE_TIME.replace(tzinfo=UTC)
+
+    # The vendor starts sending an account reference the contract cannot read as a number:
+    # that ticket is quarantined as sent, the other change goes through.
+    tickets = generate_crm_data()["tickets"]
+    odd, fine = dict(tickets[5]), dict(tickets[6])
+    odd.update(account_id="ACME-1005", updated_at="2031-02-01T00:00:00Z")
+    fine.update(status="closed", updated_at="2031-02-01T00:00:00Z")
+    crm.upsert("tickets", odd)
+    crm.upsert("tickets", fine)
+    _, reports = run_batch(spark, crm_config, "test")
+    [report] = [r for r in reports if r.entity == "tickets"]
+    assert report.rows_read == 2 and report.kept == 1
+    assert report.reasons == {"contract/quarantine:quality.tickets.account_id.type": 1}
+    [held] = [
+        r for r in lake.read("quarantine.contract").to_pylist() if r["_source_key"] == "T-000005"
+    ]
+    assert json.loads(held["record"])["account_id"] == "ACME-1005"
+    curated = {t["_source_key"]: t for t in lake.read("curated.tickets").to_pylist()}
+    assert curated["T-000006"]["status"] == "closed"
+    assert curated["T-000005"]["account_id"] == tickets[5]["account_id"]

@@ -135,7 +135,7 @@ def test_ledger_balances_and_snapshots_carry_the_run(demo_run: DemoRun) -> None:
     assert run is not None and run["status"] == "succeeded"
     for table in DEMO_TABLES:
         stages = [s for s in run["stages"] if s["entity"] == table.name]
-        assert [s["stage"] for s in stages] == ["cleaning", "privacy", "quality"]
+        assert [s["stage"] for s in stages] == ["contract", "cleaning", "privacy", "quality"]
         assert stages[0]["rows_in"] == demo_run.erp_rows[table.name]
         for before, after in itertools.pairwise(stages):
             assert after["rows_in"] == before["rows_out"]

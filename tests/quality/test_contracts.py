@@ -26,8 +26,16 @@ def write(tmp_path: Path, text: str, name: str = "things.yaml") -> Path:
     return path
 
 
-def test_the_demo_entities_have_contracts(contracts: dict[str, EntityContract]) -> None:
-    assert sorted(contracts) == ["customers", "invoices", "medical_orders", "orders"]
+def test_the_shipped_entities_have_contracts(contracts: dict[str, EntityContract]) -> None:
+    assert sorted(contracts) == [
+        "accounts",
+        "contacts",
+        "customers",
+        "invoices",
+        "medical_orders",
+        "orders",
+        "tickets",
+    ]
     orders = contracts["orders"]
     assert orders.key == ["order_id"]
     assert orders.column("status").allowed == [
