@@ -17,7 +17,9 @@ change the engine knows which rules the new text can have woken up without readi
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import html
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,13 @@ from decimal import Decimal, InvalidOperation
 
 import regex
 
+from cleaning_rules.numerals import (
+    DIGITS,
+    NUMERAL_CHARS,
+    counted_value,
+    positional_value,
+)
+from cleaning_rules.parties import DECLARATION_TRIGGER, PLACEHOLDER_CHARS, contract_parties
 from cleaning_rules.prefilter import Trigger
 
 
@@ -166,6 +175,10 @@ def _cny_amount(text: str) -> str:
     for unit, factor in _MULTIPLIERS.items():
         if unit in text[number.end() :]:
             value *= factor
+    return _yuan(value)
+
+
+def _yuan(value: Decimal) -> str:
     # Two decimals is the canonical form; an amount given more precisely keeps its precision.
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and exponent >= -2:
@@ -183,15 +196,56 @@ register_form(
     )
 )
 
+_UPPERCASE_AMOUNT = regex.compile(
+    r"(?:人民币|RMB)?\s*(?P<yuan>[^元圆]+)[元圆]"
+    r"(?:(?P<jiao>[零壹贰叁肆伍陆柒捌玖])角)?零?(?:(?P<fen>[壹贰叁肆伍陆柒捌玖])分)?[整正]?"
+)
+
+
+def _cny_uppercase(text: str) -> str:
+    found = _UPPERCASE_AMOUNT.fullmatch(text.strip())
+    if found is None:
+        return text
+    yuan = counted_value(found.group("yuan").strip())
+    if yuan is None:
+        return text
+    tenths = DIGITS[found.group("jiao")] if found.group("jiao") else 0
+    hundredths = DIGITS[found.group("fen")] if found.group("fen") else 0
+    return _yuan(Decimal(yuan) + Decimal(tenths) / 10 + Decimal(hundredths) / 100)
+
+
+register_form(
+    Form(
+        "cny_uppercase",
+        _cny_uppercase,
+        "An amount in financial numerals (人民币壹万贰仟元整, 伍佰元零伍分) to digits with two "
+        "decimals and 元, as cny_amount writes it",
+        needs_pattern=True,
+        introduces=frozenset("0123456789.元"),
+    )
+)
+
 _DIGITS = regex.compile(r"\d+")
+_ZH_DATE = regex.compile(r"([^\s年]+)\s*年\s*([^\s月]+)\s*月\s*([^\s日号]+)\s*[日号]")
 
 
 def _ymd_date(text: str) -> str:
-    parts = _DIGITS.findall(text)
-    if len(parts) != 3:
+    if NUMERAL_CHARS.isdisjoint(text):
+        parts: list[int | None] = [int(part) for part in _DIGITS.findall(text)]
+    else:
+        found = _ZH_DATE.search(text)
+        if found is None:
+            return text
+        year, month, day = found.groups()
+        parts = [
+            int(year) if year.isdecimal() else positional_value(year),
+            int(month) if month.isdecimal() else counted_value(month),
+            int(day) if day.isdecimal() else counted_value(day),
+        ]
+    if len(parts) != 3 or None in parts:
         return text
     try:
-        date = dt.date(int(parts[0]), int(parts[1]), int(parts[2]))
+        date = dt.date(*parts)  # type: ignore[arg-type]
     except ValueError:
         # Not a real date (2024年2月30日): leave it for a person rather than guess.
         return text
@@ -202,8 +256,155 @@ register_form(
     Form(
         "ymd_date",
         _ymd_date,
-        "A date written year, month, day (2024年3月5日, 2024/3/5) to ISO 8601 (2024-03-05)",
+        "A date written year, month, day (2024年3月5日, 2024/3/5, 二〇二四年三月五日) to ISO 8601 "
+        "(2024-03-05)",
         needs_pattern=True,
         introduces=frozenset("0123456789-"),
+    )
+)
+
+_NUMERAL_RUN = regex.compile("[" + "".join(sorted(NUMERAL_CHARS)) + "]+")
+
+
+def _zh_numerals(text: str) -> str:
+    def arabic(run: regex.Match[str]) -> str:
+        value = counted_value(run.group())
+        return run.group() if value is None else str(value)
+
+    return _NUMERAL_RUN.sub(arabic, text)
+
+
+register_form(
+    Form(
+        "zh_numerals",
+        _zh_numerals,
+        "Counted Chinese numerals to Arabic digits (第一百零三条 → 第103条, 第十二条第三款 → "
+        "第12条第3款); a run that is not a well-formed number (十十) stays",
+        needs_pattern=True,
+        trigger=Trigger(NUMERAL_CHARS),
+        introduces=frozenset("0123456789"),
+    )
+)
+
+register_form(
+    Form(
+        "no_spaces",
+        lambda text: text.replace(" ", "").replace("\t", ""),
+        "Remove the spaces and tabs of each match (text spaced out letter by letter)",
+        needs_pattern=True,
+        trigger=Trigger(frozenset(" \t")),
+        introduces=frozenset(),
+    )
+)
+
+
+def _html_entity(text: str) -> str:
+    # A code point that is not a character (&#0;, &#xD800;) would become U+FFFD: keep the text.
+    decoded = html.unescape(text)
+    return text if "\ufffd" in decoded else decoded
+
+
+register_form(
+    Form(
+        "html_entities",
+        _html_entity,
+        "HTML character references (&amp;, &nbsp;, &#20013;, &#x4e2d;) to the characters they "
+        "name; unknown names stay",
+        needs_pattern=True,
+        trigger=Trigger(frozenset("&")),
+        introduces=None,
+    )
+)
+
+_MONTHS = {name: number for number, name in enumerate(calendar.month_abbr) if name}
+_CLF_TIME = regex.compile(
+    r"(\d{2})/([A-Za-z]{3})/(\d{4}):(\d{2}):(\d{2}):(\d{2})\s?([+-]\d{2}):?(\d{2})"
+)
+_ISO_TIME = regex.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d{1,6}))?"
+    r"\s?(?:Z|([+-]\d{2}):?(\d{2}))"
+)
+
+
+def _utc_timestamp(text: str) -> str:
+    fraction = ""
+    clf = _CLF_TIME.fullmatch(text)
+    iso = None if clf is not None else _ISO_TIME.fullmatch(text)
+    try:
+        if clf is not None:
+            day, month_name, year, hour, minute, second, tz_hours, tz_minutes = clf.groups()
+            month = _MONTHS.get(month_name.title())
+            if month is None:
+                return text
+            moment = dt.datetime(int(year), month, int(day), int(hour), int(minute), int(second))
+        elif iso is not None:
+            year, month_text, day, hour, minute, second, digits, tz_hours, tz_minutes = iso.groups()
+            moment = dt.datetime(
+                int(year), int(month_text), int(day), int(hour), int(minute), int(second)
+            )
+            fraction = f".{digits}" if digits else ""
+        else:
+            return text
+    except ValueError:
+        return text  # not a real time (month 13, 25 o'clock): left for a person
+    if tz_hours is not None:
+        sign = -1 if tz_hours.startswith("-") else 1
+        offset = dt.timedelta(hours=abs(int(tz_hours)), minutes=int(tz_minutes))
+        moment -= sign * offset
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "Z"
+
+
+register_form(
+    Form(
+        "utc_timestamp",
+        _utc_timestamp,
+        "A timestamp with its UTC offset (05/Mar/2024:10:00:00 +0800, 2024-03-05 10:00:00+08:00) "
+        "to ISO 8601 in UTC (2024-03-05T02:00:00Z); fractions of a second are kept",
+        needs_pattern=True,
+        introduces=frozenset("0123456789-:TZ."),
+    )
+)
+
+_JAVA_FRAME = regex.compile(r"\n[ \t]+at ")
+_PYTHON_FRAME = regex.compile(r"\n(?=[ \t]+File )")
+
+
+def _stack_frames(text: str) -> str:
+    if text.startswith("\n") and _JAVA_FRAME.match(text):
+        # Java prints the frame that threw first: keep it, count the callers below it.
+        frames = text.split("\n")[1:]
+        indent = frames[0][: len(frames[0]) - len(frames[0].lstrip())]
+        return f"\n{frames[0]}\n{indent}... {len(frames) - 1} more"
+    frames = _PYTHON_FRAME.split(text)[1:]
+    if len(frames) < 2:
+        return text
+    # Python prints the frame that raised last: keep it, count the callers above it.
+    indent = frames[-1][: len(frames[-1]) - len(frames[-1].lstrip())]
+    earlier = len(frames) - 1
+    plural = "s" if earlier > 1 else ""
+    return f"\n{indent}... {earlier} earlier frame{plural}\n{frames[-1]}"
+
+
+register_form(
+    Form(
+        "stack_frames",
+        _stack_frames,
+        "A run of stack frames folded to the one that raised (the first Java frame, the last "
+        "Python frame) and a count of the others",
+        needs_pattern=True,
+        introduces=frozenset("0123456789. more earlier frames"),
+    )
+)
+
+
+register_form(
+    Form(
+        "contract_parties",
+        contract_parties,
+        "The parties a contract declares (甲方: 某某公司, 某某公司(以下简称“乙方”), Party A: Acme "
+        'Ltd, Acme Ltd. (the "Licensee")) replaced everywhere in the text by placeholders '
+        "(<PARTY_A>, <PARTY_B>, <LICENSEE>)",
+        trigger=DECLARATION_TRIGGER,
+        introduces=PLACEHOLDER_CHARS,
     )
 )

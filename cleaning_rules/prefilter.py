@@ -368,15 +368,15 @@ class _Parser:
             run.update(grown)
 
         while self._peek() not in ("", "|", ")"):
-            required, char = self._atom()
+            required, char, one_char = self._atom()
             minimum = self._quantifier()
             if minimum == 0:
                 close()  # optional: it requires nothing, and its neighbours are not adjacent
                 continue
             if char is not None:
                 extend(frozenset(char))
-            elif required is not None and all(len(choice) == 1 for choice in required):
-                extend(required)  # a character class
+            elif required is not None and one_char:
+                extend(required)  # a character class: exactly one of its members
             else:
                 close()
                 offer(required)
@@ -385,29 +385,32 @@ class _Parser:
         close()
         return best
 
-    def _atom(self) -> tuple[Requirement | None, str | None]:
-        """(requirement of a non-literal atom, or the literal character) at the cursor."""
+    def _atom(self) -> tuple[Requirement | None, str | None, bool]:
+        """(requirement of a non-literal atom, or the literal character, and whether the atom
+        is one character of the requirement) at the cursor. A group's requirement occurs
+        somewhere in what the group matches, so it does not join its neighbours: in
+        ``a(?:x*b|c)`` the text "axb" holds neither "ab" nor "ac"."""
         start = self.i
         char = self._peek()
         if char == "\\":
-            return None, self._escape(start)
+            return None, self._escape(start), False
         if char == "[":
             members = self._class()
             self._record(start)
-            return members, None
+            return members, None, True
         if char == "(":
-            return self._group(), None
+            return self._group(), None, False
         if char in "*+?{":
             raise _Unsupported  # a quantifier with nothing to repeat
         self.i += 1
         if char == ".":
             self.atoms = None  # any character: no alphabet
         if char in ".^$":
-            return None, None
+            return None, None, False
         self._record(start)
         if char in "]}":
-            return None, None
-        return None, char
+            return None, None, False
+        return None, char, False
 
     def _quantifier(self) -> int | None:
         """The minimum count of the quantifier at the cursor (consumed), or None if none."""

@@ -1,0 +1,87 @@
+"""Contract parties: the names a contract declares for its parties, replaced by placeholders.
+
+A contract names each party once, in a declaration, and then mostly by role; a steward
+preparing contracts as training or retrieval data wants the names gone everywhere and the
+roles kept. Declarations are read from the text itself:
+
+* 甲方：北京某某科技有限公司 (a role label, optionally qualified: 甲方（出租方）：…);
+* 北京某某科技有限公司（以下简称“甲方”）;
+* Party A: Acme Ltd;
+* Acme Software Ltd. (the "Licensor"), Beta Co., Ltd. (hereinafter referred to as "Party B").
+
+Each declared name is then replaced wherever it occurs by the role's placeholder: 甲方, 乙方,
+丙方, 丁方 and Party A–D by ``<PARTY_A>``…``<PARTY_D>``, an English defined term by its own
+name (``<LICENSOR>``, ``<SERVICE_PROVIDER>``). A declaration without a name (甲方（盖章）：),
+with a blank (____) or with a placeholder already is skipped, so the form is idempotent.
+Punctuation is matched full-width and half-width alike: the common pack's NFKC rule may or may
+not have run first.
+"""
+
+# Full-width punctuation is what these patterns read.
+# ruff: noqa: RUF001, RUF002
+
+from __future__ import annotations
+
+import regex
+
+from cleaning_rules.prefilter import Trigger
+
+# Every declaration holds 方, "Party" or a double-quoted defined term.
+DECLARATION_TRIGGER = Trigger(frozenset('方P"“'))
+PLACEHOLDER_CHARS = frozenset("<>_ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+_ZH_ROLES = {"甲": "PARTY_A", "乙": "PARTY_B", "丙": "PARTY_C", "丁": "PARTY_D"}
+# Where a name ends; 与, 和, 及 also join two names in one sentence (甲公司与乙公司).
+_NAME_END = '\n,，;；。:：()（）“”"「」'
+_JOINERS = "与和及、"
+_ZH_LABELLED = regex.compile(
+    r"(?P<role>[甲乙丙丁])方[ \t]*(?:[(（][^)）\n]{1,20}[)）])?[ \t]*[:：][ \t]*"
+    rf"(?P<name>[^\s{_NAME_END}][^{_NAME_END}]{{0,59}}?)[ \t]*(?=[{_NAME_END}]|$)",
+    regex.MULTILINE,
+)
+_ZH_REFERRED = regex.compile(
+    rf"(?P<name>[^\s{_NAME_END}{_JOINERS}]{{2,60}})[ \t]*[(（][ \t]*(?:以下|下文)?简称[:：]?"
+    r"[ \t]*[“\"「]?(?P<role>[甲乙丙丁])方[”\"」]?[ \t]*[)）]"
+)
+# An English company or person: capitalised words, small joining words, and a legal suffix
+# after a comma (Beta Trading Co., Ltd.).
+_NAME = (
+    r"[A-Z][\w.&'-]*(?:[ ]+(?:[A-Z0-9&][\w.&'-]*|of|and|de|du))*"
+    r"(?:,[ ]*(?:Ltd|Inc|LLC|Limited|Co)\.?)*"
+)
+_EN_LABELLED = regex.compile(
+    rf"\bParty[ ]+(?P<role>[A-D])[ \t]*:[ \t]*(?P<name>{_NAME})[ \t]*(?=[\n,;(]|$)",
+    regex.MULTILINE,
+)
+_EN_DEFINED = regex.compile(
+    rf"(?P<name>{_NAME}),?[ \t]*\((?:hereinafter(?:[ ]+referred[ ]+to[ ]+as)?|the)[ \t]+"
+    r"[\"“](?P<term>[A-Z][A-Za-z]*(?:[ ][A-Z][A-Za-z]*)*)[\"”]\)"
+)
+_PARTY_TERM = regex.compile(r"Party [A-D]")
+_HAS_WORD = regex.compile(r"[\p{Han}\p{L}]")
+
+
+def contract_parties(text: str) -> str:
+    """``text`` with every declared party name replaced by its placeholder (see the module)."""
+    names: dict[str, str] = {}
+
+    def declare(name: str, placeholder: str) -> None:
+        name = name.strip()
+        if name.startswith(("<", "_")) or _HAS_WORD.search(name) is None:
+            return
+        names.setdefault(name, f"<{placeholder}>")
+
+    for found in _ZH_LABELLED.finditer(text):
+        declare(found.group("name"), _ZH_ROLES[found.group("role")])
+    for found in _ZH_REFERRED.finditer(text):
+        declare(found.group("name"), _ZH_ROLES[found.group("role")])
+    for found in _EN_LABELLED.finditer(text):
+        declare(found.group("name"), f"PARTY_{found.group('role')}")
+    for found in _EN_DEFINED.finditer(text):
+        term = found.group("term")
+        placeholder = f"PARTY_{term[-1]}" if _PARTY_TERM.fullmatch(term) else term
+        declare(found.group("name"), placeholder.upper().replace(" ", "_"))
+    # Longest first: 北京某某科技有限公司 is replaced whole before a shorter name inside it.
+    for name in sorted(names, key=len, reverse=True):
+        text = text.replace(name, names[name])
+    return text
