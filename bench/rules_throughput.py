@@ -2,16 +2,20 @@
 
 Generates ``--records`` records (default 1,000,000) of mixed Chinese and English text for every
 entity that a shipped pack names in ``applies_to`` (seeded, so runs are comparable), and applies
-all shipped packs two ways, timed in the same run on the same records:
+all shipped packs three ways, timed in the same run on the same records, group by group (the
+records of one entity in one ``--chunk``, a few thousand, as a Spark or Flink batch would be):
 
-* the engine: ``load_packs(all).apply(entity, record)``;
+* the engine on the batch, ``ruleset.apply_batch(entity, rows)``, the path the cleaning stage
+  takes (each distinct value of a field cleaned once, each rule run over many values at once);
+* the engine record by record, ``ruleset.apply(entity, record)``;
 * the naive baseline: each rule in turn on each field it names, its pattern compiled with
   Python's ``re`` and applied with ``re.sub`` (``re.search`` for drop and quarantine rules); a
   ``map`` rule is a loop over its table, one ``re.sub`` per entry.
 
-Both outputs are compared record by record (verdict, deciding rule, cleaned fields); any
+The three outputs are compared record by record (verdict, deciding rule, cleaned fields); any
 difference is printed and the run exits 1. Throughput counts the UTF-8 bytes of the fields the
-packs name (the text the rules read), not ids or other columns.
+packs name (the text the rules read), not ids or other columns; "distinct" is the share of
+field values that are distinct within their group (what batching can reuse).
 
 How the baseline expresses what ``re`` lacks (no rule is left out on either side):
 
@@ -19,7 +23,8 @@ How the baseline expresses what ``re`` lacks (no rule is left out on either side
   each is expanded into an explicit ``re`` character class, enumerated once from the ``regex``
   module so both sides use the same definition.
 * ``normalize`` without a pattern: ``control_chars`` is the ``re`` class of Cc less tab, newline
-  and carriage return; ``whitespace`` is the form's own four substitutions in ``re``.
+  and carriage return; ``whitespace`` is the form's own four substitutions in ``re``;
+  ``contract_parties`` (reading declarations, then replacing names) is the form's own code.
   ``normalize`` with a pattern calls the form's function on each ``re`` match, the same
   callback the engine uses (the cost compared is finding the matches).
 * ``map``: entries are applied longest first, each to a placeholder, and placeholders become
@@ -42,7 +47,7 @@ import re
 import sys
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -234,6 +239,27 @@ def _customer(rng: random.Random) -> Record:
     return {"id": rng.randrange(1 << 30), "name": name, "address": address, "city": city}
 
 
+_JAVA_FRAMES = (
+    "com.acme.order.OrderService.ship(OrderService.java:118)",
+    "com.acme.order.OrderController.post(OrderController.java:52)",
+    "org.springframework.web.servlet.FrameworkServlet.service(FrameworkServlet.java:897)",
+    "org.apache.catalina.core.ApplicationFilterChain.doFilter(ApplicationFilterChain.java:166)",
+    "java.base/java.lang.Thread.run(Thread.java:833)",
+)
+
+
+def _stack_trace(rng: random.Random) -> str:
+    if rng.random() < 0.5:
+        frames = "".join(f"\n\tat {frame}" for frame in _JAVA_FRAMES[: rng.randint(1, 5)])
+        return f"ERROR ship failed\njava.lang.IllegalStateException: no stock{frames}"
+    calls = [("app.py", 10, "<module>", "main()"), ("app.py", 6, "main", "run(job)")]
+    calls = [*calls[: rng.randint(0, 2)], ("job.py", 3, "run", 'raise ValueError("boom")')]
+    frames = "".join(
+        f'\n  File "{name}", line {line}, in {func}\n    {code}' for name, line, func, code in calls
+    )
+    return f"Traceback (most recent call last):{frames}\nValueError: boom"
+
+
 def _log_message(rng: random.Random) -> str:
     text = rng.choice(_LOG_TEXT)
     roll = rng.random()
@@ -246,11 +272,84 @@ def _log_message(rng: random.Random) -> str:
         return "下载 10%\r下载 55%\r下载 100%"
     if roll < 0.45:
         status = rng.choice((200, 200, 204, 503))
-        client = f"10.0.0.{rng.randint(1, 254)} - - [05/Mar/2024:10:00:00 +0800]"
-        return f'{client} "GET /healthz HTTP/1.1" {status} 2'
+        client = f"10.0.0.{rng.randint(1, 254)} - - [05/Mar/2024:10:{rng.randint(10, 59)}:00 +0800]"
+        return f'{client} "GET /{rng.choice(("healthz", "api/orders"))} HTTP/1.1" {status} 2'
     if roll < 0.47:
         return rng.choice(("", "   ", "\x1b[0m"))
+    if roll < 0.52:
+        return _stack_trace(rng)
+    if roll < 0.62:
+        clock = f"10:{rng.randint(10, 59)}:{rng.randint(10, 59)},{rng.randint(100, 999)}"
+        return f"2024-03-05 {clock}+08:00 {text}"
     return f"2024-03-05T10:{rng.randint(10, 59)}:00Z {text}"
+
+
+_COMPANIES = (
+    "北京某某科技有限公司",
+    "上海华信贸易有限公司",
+    "深圳市南山区某某电子厂",
+    "杭州云帆网络科技有限公司",
+    "成都天府物业管理有限公司",
+)
+_PEOPLE = ("张三", "李娜", "王伟", "刘子涵", "陈浩宇")
+_EN_COMPANIES = ("Acme Software Ltd.", "Beta Trading Co., Ltd.", "Northwind Logistics Inc.")
+_ZH_NUMERALS = ("一", "二", "三", "四", "五", "六", "七", "八", "九", "十", "十一", "十二")
+_UPPERCASE_AMOUNTS = ("伍仟元整", "壹万贰仟元整", "叁仟伍佰元整", "捌佰元零伍角", "贰万元整")
+_CLAUSES = (
+    ("租赁物", "甲方将位于{city}的房屋出租给乙方使用，{a}保证对该房屋享有出租权。"),
+    ("租金", "租金为每月人民币{upper}，乙方应于每月{day}日前支付；押金¥{deposit:,}。"),
+    ("违约责任", "逾期超过十五日的，甲方有权依照第{ref}条第三款解除合同，{b}应承担违约金。"),
+    ("期限", "本合同自二〇二四年{month}月{dayzh}日起生效，有效期至2025年{monthnum}月{day}日。"),
+    ("保密", "双方对本合同内容负有保密义务，未经对方书面同意不得向第三方披露。"),
+    ("争议解决", "因本合同引起的争议，由双方协商解决；协商不成的，提交{city}仲裁委员会仲裁。"),
+)
+
+
+def _contract(rng: random.Random) -> Record:
+    if rng.random() < 0.25:
+        return _english_contract(rng)
+    a, b = rng.choice(_COMPANIES), rng.choice(_PEOPLE + _COMPANIES)
+    fill = {
+        "a": a,
+        "b": b,
+        "city": rng.choice(_CITIES),
+        "upper": rng.choice(_UPPERCASE_AMOUNTS),
+        "day": rng.randint(1, 28),
+        "deposit": rng.choice((5000, 10000, 24000)),
+        "ref": rng.choice(_ZH_NUMERALS),
+        "month": rng.choice(_ZH_NUMERALS),
+        "dayzh": rng.choice(_ZH_NUMERALS),
+        "monthnum": rng.randint(1, 12),
+    }
+    header = rng.choice(
+        (f"甲方：{a}\n乙方：{b}", f"出租方（甲方）：{a}\n承租方（乙方）：{b}",
+         f"{a}（以下简称“甲方”）与{b}（以下简称“乙方”）经协商一致，签订本合同。")
+    )  # fmt: skip
+    lines = [header]
+    for number, (heading, text) in enumerate(rng.sample(_CLAUSES, rng.randint(3, 6)), 1):
+        lines.append(f"第{_ZH_NUMERALS[number - 1]}条　{heading}\n{text.format(**fill)}")
+        if rng.random() < 0.3:
+            lines.append(f"第 {number} 页 共 6 页")
+    lines.append("甲方（盖章）：＿＿＿＿＿＿\n乙方（签字）：________\n签订日期：二〇二四年三月五日")
+    body = "\n".join(lines)
+    if rng.random() < 0.03:
+        body = "【草稿】\n" + body
+    title = rng.choice(("房屋租赁合同", "房 屋 租 赁 合 同", "技术服务合同", "采购合同"))
+    return {"id": rng.randrange(1 << 30), "title": title, "body": body}
+
+
+def _english_contract(rng: random.Random) -> Record:
+    a, b = rng.sample(_EN_COMPANIES, 2)
+    body = (
+        f'This Agreement is made between {a} (the "Licensor") and {b} (the "Licensee").\n'
+        f"1. Licence. {a} grants {b} a non-exclusive licence to use the Software.\n"
+        f"Page 1 of {rng.randint(2, 9)}\n"
+        f"2. Fees. The Licensee shall pay USD {rng.randint(1, 99)},000 within 30 days &amp; "
+        "late payments bear interest.\n"
+        "3. Term. This Agreement ends on the date set out in Schedule 1.\n"
+        "Signed: ____________  Date: ______"
+    )
+    return {"id": rng.randrange(1 << 30), "title": "Software Licence Agreement", "body": body}
 
 
 def _any_text(rng: random.Random) -> str:
@@ -263,6 +362,7 @@ _GENERATORS: dict[str, Callable[[random.Random], Record]] = {
     "orders": _order,
     "invoices": _invoice,
     "customers": _customer,
+    "contracts": _contract,
 }
 
 
@@ -456,6 +556,7 @@ _WHOLE_FIELD_FORMS: dict[str, Callable[[str], str]] = {
     "control_chars": lambda text: _RE_CONTROL.sub("", text),
     "whitespace": _re_whitespace,
     "nfkc": lambda text: unicodedata.normalize("NFKC", text),
+    "contract_parties": FORMS["contract_parties"].apply,
 }
 
 
@@ -558,59 +659,92 @@ def main() -> int:
     print(f"packs: {', '.join(ruleset.pack_names)} ({rule_count} rules), version {ruleset.version}")
     print("entities: " + "; ".join(f"{e} [{', '.join(f)}]" for e, f in entities.items()))
 
-    # Per entity: [records, text bytes, engine seconds, naive seconds].
-    tally = {entity: [0, 0, 0.0, 0.0] for entity in entities}
+    tally = {entity: Tally() for entity in entities}
     mismatched = changed_fields = 0
     verdicts: dict[str, int] = {}
     for chunk in records(entities, args.records, args.chunk, args.seed):
         groups: dict[str, list[Record]] = {}
         for entity, record in chunk:
             groups.setdefault(entity, []).append(record)
-        # Engine and naive run back to back on each group, so a change in the machine's load
-        # during the run touches both sides alike.
+        # The three runs go back to back on each group, so a change in the machine's load
+        # during the run touches all of them alike.
         for entity, rows in groups.items():
             fields, plan, counts = entities[entity], plans[entity], tally[entity]
-            counts[0] += len(rows)
-            counts[1] += sum(text_bytes(record, fields) for record in rows)
+            counts.records += len(rows)
+            counts.bytes += sum(text_bytes(record, fields) for record in rows)
+            for field in fields:
+                values = [v for record in rows if isinstance(v := record.get(field), str)]
+                counts.values += len(values)
+                counts.distinct += len(set(values))
             started = time.perf_counter()
-            engine_out = [ruleset.apply(entity, record) for record in rows]
-            counts[2] += time.perf_counter() - started
+            batch_out = ruleset.apply_batch(entity, rows)
+            counts.batch_s += time.perf_counter() - started
+            started = time.perf_counter()
+            record_out = [ruleset.apply(entity, record) for record in rows]
+            counts.record_s += time.perf_counter() - started
             started = time.perf_counter()
             naive_out = [naive_apply(plan, record) for record in rows]
-            counts[3] += time.perf_counter() - started
-            for record, ours, theirs in zip(rows, engine_out, naive_out, strict=True):
-                verdicts[ours.verdict] = verdicts.get(ours.verdict, 0) + 1
-                if ours.verdict == "keep":
-                    changed_fields += sum(ours.record[f] != record.get(f) for f in fields)
-                if (ours.verdict, ours.rule_id, ours.record) != theirs:
+            counts.naive_s += time.perf_counter() - started
+            for record, batch, single, theirs in zip(
+                rows, batch_out, record_out, naive_out, strict=True
+            ):
+                verdicts[batch.verdict] = verdicts.get(batch.verdict, 0) + 1
+                if batch.verdict == "keep":
+                    changed_fields += sum(batch.record[f] != record.get(f) for f in fields)
+                if batch != single or (batch.verdict, batch.rule_id, batch.record) != theirs:
                     mismatched += 1
                     if mismatched <= 5:
                         print(f"DIFFERENT ({entity}): {record!r}")
-                        print(f"  engine: {ours.verdict} {ours.rule_id} {ours.record!r}")
-                        print(f"  naive:  {theirs!r}")
+                        print(f"  batch:      {batch.verdict} {batch.rule_id} {batch.record!r}")
+                        print(f"  per record: {single.verdict} {single.rule_id} {single.record!r}")
+                        print(f"  naive:      {theirs!r}")
 
-    total = sum(c[0] for c in tally.values())
-    mb = sum(c[1] for c in tally.values()) / 1e6
-    engine_s = sum(c[2] for c in tally.values())
-    naive_s = sum(c[3] for c in tally.values())
-    print(f"records: {total:,}, text: {mb:,.1f} MB (UTF-8 of the fields the packs name)")
+    total = Tally.sum(tally.values())
+    print(f"records: {total.records:,}, text: {total.bytes / 1e6:,.1f} MB (UTF-8 of the fields)")
     print(f"verdicts: {verdicts}, changed fields in kept records: {changed_fields:,}")
-    print(f"identical output: {total - mismatched:,} of {total:,} records")
+    print(f"identical output: {total.records - mismatched:,} of {total.records:,} records")
     print(
-        f"{'entity':16}{'records':>10}{'engine rec/s':>14}{'MB/s':>7}"
-        f"{'naive rec/s':>13}{'MB/s':>7}{'ratio':>7}"
+        f"{'entity':16}{'records':>10}{'distinct':>9}{'batch rec/s':>13}{'MB/s':>6}"
+        f"{'record rec/s':>14}{'naive rec/s':>13}{'batch':>8}{'record':>8}"
     )
-    for entity, (count, size, ours, theirs) in [
-        *tally.items(),
-        ("all", (total, mb * 1e6, engine_s, naive_s)),
-    ]:
+    for entity, counts in [*tally.items(), ("all", total)]:
         print(
-            f"{entity:16}{count:>10,}{count / ours:>14,.0f}{size / 1e6 / ours:>7.2f}"
-            f"{count / theirs:>13,.0f}{size / 1e6 / theirs:>7.2f}{theirs / ours:>6.2f}x"
+            f"{entity:16}{counts.records:>10,}{counts.distinct / counts.values:>9.0%}"
+            f"{counts.records / counts.batch_s:>13,.0f}{counts.bytes / 1e6 / counts.batch_s:>6.2f}"
+            f"{counts.records / counts.record_s:>14,.0f}{counts.records / counts.naive_s:>13,.0f}"
+            f"{counts.naive_s / counts.batch_s:>7.2f}x{counts.naive_s / counts.record_s:>7.2f}x"
         )
-    print(f"seconds: engine {engine_s:.1f}, naive {naive_s:.1f}")
-    print(f"speed-up: {naive_s / engine_s:.2f}x (issue 3 target: at least 5x)")
+    print(
+        f"seconds: batch {total.batch_s:.1f}, per record {total.record_s:.1f}, "
+        f"naive {total.naive_s:.1f}"
+    )
+    print(
+        f"speed-up: batch {total.naive_s / total.batch_s:.2f}x, per record "
+        f"{total.naive_s / total.record_s:.2f}x (issue 3 target: at least 5x)"
+    )
     return 1 if mismatched else 0
+
+
+@dataclass
+class Tally:
+    """One entity's counts: records, text bytes, field values and distinct values per group,
+    and seconds of each of the three runs."""
+
+    records: int = 0
+    bytes: int = 0
+    values: int = 0
+    distinct: int = 0
+    batch_s: float = 0.0
+    record_s: float = 0.0
+    naive_s: float = 0.0
+
+    @staticmethod
+    def sum(tallies: Iterable[Tally]) -> Tally:
+        total = Tally()
+        for tally in tallies:
+            for name, value in vars(tally).items():
+                setattr(total, name, getattr(total, name) + value)
+        return total
 
 
 if __name__ == "__main__":

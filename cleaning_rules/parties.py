@@ -4,7 +4,7 @@ A contract names each party once, in a declaration, and then mostly by role; a s
 preparing contracts as training or retrieval data wants the names gone everywhere and the
 roles kept. Declarations are read from the text itself:
 
-* 甲方：北京某某科技有限公司 (a role label, optionally qualified: 甲方（出租方）：…);
+* 甲方：北京某某科技有限公司 (a role label, qualified or not: 甲方（出租方）：…, 出租方（甲方）：…);
 * 北京某某科技有限公司（以下简称“甲方”）;
 * Party A: Acme Ltd;
 * Acme Software Ltd. (the "Licensor"), Beta Co., Ltd. (hereinafter referred to as "Party B").
@@ -18,7 +18,7 @@ not have run first.
 """
 
 # Full-width punctuation is what these patterns read.
-# ruff: noqa: RUF001, RUF002
+# ruff: noqa: RUF001, RUF002, RUF003
 
 from __future__ import annotations
 
@@ -35,13 +35,18 @@ _ZH_ROLES = {"甲": "PARTY_A", "乙": "PARTY_B", "丙": "PARTY_C", "丁": "PARTY
 _NAME_END = '\n,，;；。:：()（）“”"「」'
 _JOINERS = "与和及、"
 _ZH_LABELLED = regex.compile(
-    r"(?P<role>[甲乙丙丁])方[ \t]*(?:[(（][^)）\n]{1,20}[)）])?[ \t]*[:：][ \t]*"
+    # 甲方：…, 甲方（出租方）：…, or 出租方（甲方）：…
+    r"(?:(?P<role>[甲乙丙丁])方[ \t]*(?:[(（][^)）\n]{1,20}[)）])?"
+    r"|\p{Han}{1,8}[ \t]*[(（][ \t]*(?:以下简称)?[ \t]*"
+    r"[“\"「]?(?P<role>[甲乙丙丁])方[”\"」]?[ \t]*[)）])"
+    r"[ \t]*[:：][ \t]*"
     rf"(?P<name>[^\s{_NAME_END}][^{_NAME_END}]{{0,59}}?)[ \t]*(?=[{_NAME_END}]|$)",
     regex.MULTILINE,
 )
 _ZH_REFERRED = regex.compile(
     rf"(?P<name>[^\s{_NAME_END}{_JOINERS}]{{2,60}})[ \t]*[(（][ \t]*(?:以下|下文)?简称[:：]?"
-    r"[ \t]*[“\"「]?(?P<role>[甲乙丙丁])方[”\"」]?[ \t]*[)）]"
+    # Not followed by a colon: 委托方（以下简称“甲方”）： labels the name that follows.
+    r"[ \t]*[“\"「]?(?P<role>[甲乙丙丁])方[”\"」]?[ \t]*[)）](?![ \t]*[:：])"
 )
 # An English company or person: capitalised words, small joining words, and a legal suffix
 # after a comma (Beta Trading Co., Ltd.).

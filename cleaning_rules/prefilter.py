@@ -52,7 +52,9 @@ _MAX_CLASS = 16  # a larger class (a-z, \w) says too little to be worth testingâ
 # â€¦unless it holds no ASCII character: then an ASCII text, most text in most fields, rules it
 # out in constant time (``str.isascii``), and any other text with one set lookup per character.
 _MAX_WIDE_CLASS = 256
-_MAX_STRINGS = 4  # beyond this many strings, try a few characters that cover them all
+# Up to this many required strings are each looked for (a C-level search apiece, selective
+# even in a long text); beyond, a few characters that cover them all are.
+_MAX_STRINGS = 12
 # ASCII characters from most to least frequent in the text these packs see; a trigger picks
 # the rarest character of each required string. Characters not listed are rarer still.
 _COMMON_ASCII = " etaoinsrhldcu0123456789.,mfpgwybv-:/kxjqz"
@@ -216,11 +218,7 @@ def _absent_anywhere(strings: frozenset[str]) -> CannotMatch:
     if len(needles) == 2:
         a, b = needles
         return lambda text: a not in text and b not in text
-    if len(needles) == 3:
-        a, b, c = needles
-        return lambda text: a not in text and b not in text and c not in text
-    a, b, c, d = needles
-    return lambda text: a not in text and b not in text and c not in text and d not in text
+    return lambda text: not any(map(text.__contains__, needles))
 
 
 def _outside_alphabet(judge: regex.Pattern[str]) -> CannotMatch:
@@ -279,8 +277,10 @@ def _cover(strings: frozenset[str]) -> frozenset[str]:
 
 
 def _better(candidate: Requirement, best: Requirement | None) -> bool:
-    def rank(req: Requirement) -> tuple[bool, int, int]:
-        return (len(req) <= _MAX_STRINGS, min(map(len, req)), -len(req))
+    # Few strings, none of them only white space (a line break is in most long texts), long.
+    def rank(req: Requirement) -> tuple[bool, bool, int, int]:
+        blank = any(string.isspace() for string in req)
+        return (len(req) <= _MAX_STRINGS, not blank, min(map(len, req)), -len(req))
 
     return best is None or rank(candidate) > rank(best)
 

@@ -81,8 +81,23 @@ def test_strings_prefilter_ignoring_case() -> None:
     assert cannot_match("阿莫西林")
 
 
-def test_many_strings_become_a_character_test() -> None:
+def test_a_dozen_strings_are_each_looked_for() -> None:
     cannot_match = strings_prefilter(["每天2次", "每日3次", "一日二次", "每晚1次", "一日4次"])
     assert cannot_match is not None
     assert cannot_match("每日两回")
+    assert cannot_match("每天 2次")  # every character of a needle, but not the needle
     assert not cannot_match("一日4次")
+
+
+def test_many_strings_become_a_character_test() -> None:
+    strings = [f"第{n}条" for n in "一二三四五六七八九十"] + ["附件", "附表", "附录"]
+    cannot_match = strings_prefilter(strings)
+    assert cannot_match is not None
+    assert cannot_match("本合同")
+    assert not cannot_match("第三条")
+    assert not cannot_match("条款")  # a character test: 条 is there, though no needle is
+
+
+def test_a_requirement_of_white_space_gives_way() -> None:
+    # A line break is in most long texts; the page mark is the better needle.
+    assert required_strings(regex.compile(r"\n\s*页")) == {"页"}
