@@ -7,10 +7,10 @@ discriminated by ``action``) is built from this registry, so nothing else change
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import ClassVar, Literal, TypeVar, get_args
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 import regex
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from cleaning_rules.forms import FORMS
 from cleaning_rules.joined import agrees, joined_pattern, search_joined, sub_joined
@@ -84,7 +84,7 @@ class ReplaceRule(RuleSpec):
 
     action: Literal["replace"]
     pattern: str
-    replacement: str
+    replacement: str = Field(description="Replacement template: \\1 and \\g<name> are groups.")
 
     @field_validator("replacement")
     @classmethod
@@ -162,12 +162,22 @@ def table_pattern(keys: list[str], flags: int) -> regex.Pattern[str]:
 _MAP_FLAGS = ("IGNORECASE", "ASCII")
 
 
+def _without_pattern(schema: dict[str, Any]) -> None:
+    # A map rule builds its pattern from its table: the JSON Schema leaves the inherited
+    # field out, as validation refuses it.
+    schema["properties"].pop("pattern", None)
+
+
 @register_action
 class MapRule(RuleSpec):
     """Replace each whole-word occurrence of a ``table`` key by its value (one alternation)."""
 
+    model_config = ConfigDict(json_schema_extra=_without_pattern)
+
     action: Literal["map"]
-    table: dict[str, str] = Field(min_length=1)
+    table: dict[str, str] = Field(
+        min_length=1, description="Whole-word keys and what they become (longest key first)."
+    )
 
     @field_validator("table")
     @classmethod
@@ -219,7 +229,10 @@ class NormalizeRule(RuleSpec):
     """Apply a named normalisation ``form`` to the whole field, or to each ``pattern`` match."""
 
     action: Literal["normalize"]
-    form: str
+    form: str = Field(
+        description="A named transform (forms.py), on the whole field or on each match.",
+        json_schema_extra={"enum": sorted(FORMS)},
+    )
 
     @field_validator("form")
     @classmethod
@@ -263,7 +276,7 @@ class _VerdictSpec(RuleSpec):
     verdict: ClassVar[Literal["drop", "quarantine"]]
 
     pattern: str
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, description="Why the record is set aside, for people.")
 
     def build(self) -> CompiledRule:
         pattern = compile_pattern(self.pattern, self.flags)

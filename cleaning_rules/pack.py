@@ -7,6 +7,7 @@ sees :class:`LoadedPack` with typed specs and compiled rules.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import reduce
 from operator import or_
@@ -22,6 +23,8 @@ from pipelines.yaml_models import LineMap, Loc, field_label, read_yaml
 
 PACK_NAME = r"^[a-z][a-z0-9_]*$"
 ANY_ENTITY = "*"
+# The pack format as JSON Schema, for editors (see README.md); `steward rules schema --write`.
+SCHEMA_PATH = Path(__file__).resolve().parent / "pack.schema.json"
 
 AnyRule = Annotated[reduce(or_, ACTIONS.values()), Field(discriminator="action")]
 
@@ -29,8 +32,8 @@ AnyRule = Annotated[reduce(or_, ACTIONS.values()), Field(discriminator="action")
 class Selector(StrictModel):
     """Which fields of which entity a pack cleans; ``entity: "*"`` matches every entity."""
 
-    entity: str = Field(min_length=1)
-    fields: list[str] = Field(min_length=1)
+    entity: str = Field(min_length=1, description='An entity name, or "*" for every entity.')
+    fields: list[str] = Field(min_length=1, description="The fields the pack may change.")
 
     def matches(self, entity: str) -> bool:
         """Whether this selector applies to records of ``entity``."""
@@ -44,13 +47,19 @@ class PackSpec(StrictModel):
     content: the rules version, a hash of the contents, also fixes the order.
     """
 
-    pack: str = Field(pattern=PACK_NAME)
-    version: str = Field(min_length=1)
-    owner: str = Field(min_length=1)
-    description: str = Field(min_length=1)
-    order: int = 100
-    applies_to: list[Selector] = Field(min_length=1)
-    rules: list[AnyRule] = Field(min_length=1)  # type: ignore[valid-type]
+    pack: str = Field(pattern=PACK_NAME, description="The pack's name: its file's name.")
+    version: str = Field(min_length=1, description='The steward\'s version string ("1.0.0").')
+    owner: str = Field(min_length=1, description="Who answers for the pack.")
+    description: str = Field(min_length=1, description="What the pack cleans and why.")
+    order: int = Field(
+        default=100, description="Packs run in ascending order, then by name (common: 10)."
+    )
+    applies_to: list[Selector] = Field(
+        min_length=1, description="The entities and fields the pack cleans."
+    )
+    rules: list[AnyRule] = Field(  # type: ignore[valid-type]
+        min_length=1, description="Run in the order written, each on every field it applies to."
+    )
 
     def all_fields(self) -> set[str]:
         """Every field named by ``applies_to``, whatever the entity."""
@@ -90,6 +99,23 @@ class LoadedPack:
         return self.spec.model_dump(
             mode="json", exclude_defaults=True, exclude={"rules": {"__all__": {"examples"}}}
         )
+
+
+def pack_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the pack format, generated from the models above (what
+    ``pack.schema.json`` holds; a test keeps the two equal). It checks shapes; what only code
+    can check (a pattern compiles, examples pass, ids are unique) is left to the loader."""
+    schema = PackSpec.model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Steward cleaning rule pack",
+        **{key: value for key, value in schema.items() if key != "title"},
+    }
+
+
+def pack_json_schema_text() -> str:
+    """:func:`pack_json_schema` as the text of ``pack.schema.json``."""
+    return json.dumps(pack_json_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
 def load_pack_file(path: Path) -> LoadedPack:

@@ -58,9 +58,14 @@ class ExampleSpec(StrictModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    text: str = Field(alias="in")
-    out: str | None = None
-    verdict: Verdict | None = None
+    text: str = Field(alias="in", description="The text given to the rule alone.")
+    out: str | None = Field(
+        default=None, description="The text the rule must produce; omitted: `in` unchanged."
+    )
+    verdict: Verdict | None = Field(
+        default=None,
+        description="For drop_record and quarantine rules: the verdict on `in` (default keep).",
+    )
 
     @property
     def expected_text(self) -> str:
@@ -82,12 +87,25 @@ class RuleSpec(StrictModel):
 
     verdict: ClassVar[Verdict | None] = None  # None: the action transforms text
 
-    id: str = Field(pattern=RULE_ID)
-    description: str = Field(min_length=1)
-    flags: list[FlagName] = []
-    pattern: str | None = None
-    fields: list[str] | None = Field(default=None, min_length=1)
-    examples: list[ExampleSpec] = Field(min_length=1)
+    id: str = Field(pattern=RULE_ID, description="Unique id, starting with the pack's name.")
+    description: str = Field(
+        min_length=1, description="Why the rule exists and what it must leave alone."
+    )
+    flags: list[FlagName] = Field(default=[], description="Flags of the `regex` module.")
+    pattern: str | None = Field(
+        default=None,
+        description="A pattern in the `regex` module's syntax (version 0); write it in single "
+        "quotes.",
+    )
+    fields: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Narrows the pack's applies_to fields for this rule.",
+    )
+    examples: list[ExampleSpec] = Field(
+        min_length=1,
+        description="Golden tests, at least one; include a text the rule must leave alone.",
+    )
 
     @field_validator("pattern")
     @classmethod

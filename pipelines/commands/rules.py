@@ -174,3 +174,22 @@ def lint_command(path: PacksArgument = None, as_json: JsonOption = False) -> Non
         )
     if not report.ok:
         raise typer.Exit(1)
+
+
+@rules_app.command("schema")
+@handles_errors
+def schema_command(
+    write: Annotated[
+        bool, typer.Option("--write", help="Write cleaning_rules/pack.schema.json instead.")
+    ] = False,
+) -> None:
+    """Print the JSON Schema of the pack format (generated from the pack models), which
+    editors use to check and complete pack files; --write refreshes the committed copy."""
+    from cleaning_rules.pack import SCHEMA_PATH, pack_json_schema_text
+
+    text = pack_json_schema_text()
+    if write:
+        SCHEMA_PATH.write_text(text, encoding="utf-8")
+        _say(f"wrote {SCHEMA_PATH}")
+    else:
+        sys.stdout.write(text)
