@@ -193,3 +193,73 @@ def schema_command(
         _say(f"wrote {SCHEMA_PATH}")
     else:
         sys.stdout.write(text)
+
+
+@rules_app.command("preview")
+@handles_errors
+def preview_command(
+    pack: Annotated[list[str], typer.Option("--pack", "-p", help="A pack to apply (repeatable).")],
+    input_path: Annotated[
+        Path, typer.Option("--input", "-i", help="Rows to try the packs on: .parquet or .jsonl.")
+    ],
+    n: Annotated[int, typer.Option("--n", min=0, help="Rows shown of each kind.")] = 20,
+    entity: Annotated[
+        str | None,
+        typer.Option(help="The rows' entity (default: each row's _entity value)."),
+    ] = None,
+    field: Annotated[
+        list[str] | None,
+        typer.Option("--field", "-f", help="Clean only this field (repeatable)."),
+    ] = None,
+    packs_dir: Annotated[
+        Path | None, typer.Option(help="Folder of the packs (default: the shipped packs).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what the packs would do to real rows before they ship: values before and after,
+    rows dropped or quarantined (and by which rule), and counts per rule. Writes nothing."""
+    from cleaning_rules.engine import load_packs
+    from cleaning_rules.preview import preview
+
+    ruleset = load_packs(pack, packs_dir)
+    result = preview(ruleset, input_path, entity=entity, fields=field or (), n=n)
+    if as_json:
+        print_json(result.as_json())
+        return
+    entities = ", ".join(f"{count:,} {name}" for name, count in result.entities.items())
+    _say(
+        f"packs {', '.join(result.packs)} on {result.path}: {result.rows:,} rows"
+        + (f" ({entities})" if entities else "")
+    )
+    unchanged = result.rows - result.changed_rows - result.dropped_rows - result.quarantined_rows
+    _say(
+        f"changed {result.changed_rows:,} rows ({result.changed_fields:,} values), "
+        f"dropped {result.dropped_rows:,}, quarantined {result.quarantined_rows:,}, "
+        f"unchanged {unchanged:,}"
+    )
+    if result.rules:
+        width = max(len(rule_id) for rule_id in result.rules)
+        _say(f"\n{'rule':{width}}  {'changed':>8}  {'dropped':>8}  {'quarantined':>11}")
+        for rule_id, counts in sorted(result.rules.items()):
+            _say(
+                f"{rule_id:{width}}  {counts.changed:>8,}  {counts.dropped:>8,}  "
+                f"{counts.quarantined:>11,}"
+            )
+    for title, total, rows in (
+        ("dropped", result.dropped_rows, result.dropped),
+        ("quarantined", result.quarantined_rows, result.quarantined),
+    ):
+        if rows:
+            _say(f"\n{title} (first {len(rows)} of {total:,}):")
+        for row in rows:
+            _say(f"  {row.where}: {row.rule_id} on {row.field}: {row.reason}", style="red")
+            _say(f"    {_visible(str(row.value))}")
+    if result.changed:
+        _say(f"\nchanged (first {len(result.changed)} of {result.changed_rows:,}):")
+    for changed in result.changed:
+        _say(f"  {changed.where}: {', '.join(changed.fired)}")
+        for change in changed.changes:
+            _say(f"    {change.field}")
+            for line in _diff(change.before, change.after):
+                if not line.startswith("  "):
+                    _say(f"      {line}")
