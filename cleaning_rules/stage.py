@@ -2,7 +2,9 @@
 
 Pure Python over Arrow, so the same object runs inside Spark's ``mapInArrow`` and Flink's
 Python operators. Only the columns the packs name for the batch's entity are converted to
-Python values; every other column passes through as Arrow.
+Python values; every other column passes through as Arrow. The rows of a batch go through the
+rule set together (:meth:`RuleSet.apply_batch`): each distinct value of a column is cleaned
+once, and each rule runs over many values per regex call.
 """
 
 from __future__ import annotations
@@ -36,11 +38,14 @@ class CleaningStage:
     def _process_entity(self, batch: pa.Table, entity: str) -> StageResult:
         fields = [f for f in batch.column_names if f in self.ruleset.fields_for(entity)]
         columns = {f: batch[f].to_pylist() for f in fields}
+        records: list[dict[str, object]] = [{} for _ in range(batch.num_rows)]
+        for f in fields:
+            for record, value in zip(records, columns[f], strict=True):
+                record[f] = value
         verdicts: list[str] = []
         rule_ids: list[str] = []
         reasons: list[str] = []
-        for i in range(batch.num_rows):
-            result = self.ruleset.apply(entity, {f: columns[f][i] for f in fields})
+        for i, result in enumerate(self.ruleset.apply_batch(entity, records)):
             verdicts.append(result.verdict)
             rule_ids.append(result.rule_id or "")
             reasons.append(self._reason(result.reason, result.field))
