@@ -20,7 +20,7 @@ def test_batch_of_two_entities_is_split_and_cleaned_as_apply_would() -> None:
         },
         {"_entity": "medical_orders", "id": 2, "prescription": "测试", "title": None},
         {"_entity": "invoices", "id": 3, "prescription": None, "title": "N/A"},
-        {"_entity": "invoices", "id": 4, "prescription": None, "title": "ＡＢＣ公司"},  # noqa: RUF001
+        {"_entity": "invoices", "id": 4, "prescription": None, "title": "ＡＢＣ公司"},
         {
             "_entity": "medical_orders",
             "id": 5,
