@@ -58,3 +58,20 @@ def test_shipped_packs() -> None:
     assert set(SHIPPED.pack_names) == {"common", "finance", "legal", "logs", "medical"}
     assert sum(len(pack.compiled) for pack in SHIPPED.packs) >= 40
     assert check_packs() == []
+
+
+@pytest.mark.parametrize(("pack", "index"), RULES)
+def test_trigger_and_introduced_characters_hold(pack: LoadedPack, index: int) -> None:
+    # The engine skips a rule whose trigger is absent, and after a change it wakes later rules
+    # by the characters a rule introduces: both must hold on every text.
+    rule = pack.compiled[index]
+    for text in ALL_TEXTS:
+        if isinstance(rule, VerdictRule):
+            if rule.trigger is not None and rule.trigger.absent(text):
+                assert rule.pattern.search(text) is None, text
+            continue
+        out = rule.rewrite(text, None)
+        if rule.trigger is not None and rule.trigger.absent(text):
+            assert out == text, text
+        if rule.introduces is not None:
+            assert set(out) <= set(text) | rule.introduces, text

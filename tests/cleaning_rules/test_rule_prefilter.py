@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import regex
 
-from cleaning_rules.prefilter import pattern_prefilter, required_strings, strings_prefilter
+from cleaning_rules.plan import trigger_gate
+from cleaning_rules.prefilter import (
+    Trigger,
+    pattern_prefilter,
+    pattern_trigger,
+    required_strings,
+    strings_prefilter,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,3 +108,54 @@ def test_many_strings_become_a_character_test() -> None:
 def test_a_requirement_of_white_space_gives_way() -> None:
     # A line break is in most long texts; the page mark is the better needle.
     assert required_strings(regex.compile(r"\n\s*页")) == {"页"}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "flags", "text", "can_match"),
+    [
+        (r"^\s*$", 0, "  \t", True),
+        (r"^\s*$", 0, " x ", False),
+        (r"^\s*$", 0, "\n", True),  # $ matches before a final newline
+        (r"^(?:\d|mg)*$", 0, "5mg", True),
+        (r"^(?:\d|mg)*$", 0, "5mg 阿莫西林", False),
+        (r"^(?:测试|test)$", regex.IGNORECASE, "TEST", True),
+        (r"^(?:测试|test)$", regex.IGNORECASE, "te\u017ft", True),  # the long s folds to s
+        (r"^(?:测试|test)$", regex.IGNORECASE, "testy", False),
+        (r"^[\p{N}\p{P}]+$", 0, "１２，", True),  # noqa: RUF001 (full-width digits and comma)
+        (r"^[\p{N}\p{P}]+$", 0, "12a", False),
+    ],
+)
+def test_alphabet_of_an_anchored_pattern(
+    pattern: str, flags: int, text: str, can_match: bool
+) -> None:
+    compiled = regex.compile(pattern, flags)
+    cannot_match = pattern_prefilter(compiled)
+    assert cannot_match is not None
+    assert (compiled.search(text) is not None) == can_match
+    assert cannot_match(text) is not can_match
+    assert cannot_match(text) is not can_match  # answered again from what it remembers
+
+
+@pytest.mark.parametrize("pattern", [r"^.*$", r"^a|b$", r"(?m)^a$", r"^\Xa$", r"^a$\n"])
+def test_no_alphabet_when_the_characters_cannot_be_listed(pattern: str) -> None:
+    # Any character (.), not anchored at both ends, line anchors, graphemes: no test.
+    cannot_match = pattern_prefilter(regex.compile(pattern))
+    assert cannot_match is None or not cannot_match("zzz a")
+
+
+def test_trigger_of_a_case_insensitive_rule_covers_every_case_folding() -> None:
+    trigger = pattern_trigger(regex.compile("kg", regex.IGNORECASE))
+    assert trigger is not None and trigger.fold
+    gate = trigger_gate([trigger])
+    assert gate("5 KG") == gate("5 kg") == gate("5 \u212ag") == 1  # K, k, the Kelvin sign
+    assert gate("5 公斤") == 0
+    assert trigger.absent("5 公斤") and not trigger.absent("5 \u212ag")
+
+
+def test_gate_bits_follow_the_rules_that_can_apply() -> None:
+    gate = trigger_gate(
+        [Trigger(frozenset("元")), None, Trigger(nonascii=True), Trigger(frozenset("\x1b"))]
+    )
+    assert gate("abc") == 0b0010  # the rule without a trigger always may
+    assert gate("100元") == 0b0111
+    assert gate("\x1b[0m") == 0b1010
