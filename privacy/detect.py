@@ -22,8 +22,17 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from privacy.entities import ENTITY_REGISTRY, EntityType, PatternSpec, context_regex
-from privacy.validators import Verdict, validate
+from privacy.entities import (
+    ANCHOR_TOKEN_START,
+    ENTITY_REGISTRY,
+    EntityType,
+    PatternSpec,
+    context_regex,
+    folded_context_regex,
+)
+from privacy.validators import VALIDATORS, Validator, Verdict
+
+_CONFIRMED, _REJECTED, _UNSURE = Verdict.CONFIRMED, Verdict.REJECTED, Verdict.UNSURE
 
 # Added to a candidate's score when a context word of its type precedes it (Presidio's
 # default context similarity factor).
@@ -105,7 +114,9 @@ class _Compiled:
     spec: PatternSpec
     regex: re.Pattern[str]
     context: re.Pattern[str]
+    folded_context: re.Pattern[str]
     anchor: re.Pattern[bytes]
+    check: Validator | None
 
 
 class Detector:
@@ -132,13 +143,14 @@ class Detector:
                 spec,
                 re.compile(spec.regex, re.ASCII),
                 context_regex(entity),
+                folded_context_regex(entity),
                 re.compile(spec.anchor.encode("ascii")),
+                VALIDATORS[entity.validator] if entity.validator else None,
             )
             for entity in (ENTITY_REGISTRY[n] for n in self.types)
             for spec in entity.patterns
         ]
-        anchors = dict.fromkeys(c.spec.anchor for c in self._compiled)
-        self._locator = re.compile("|".join(anchors).encode("ascii")) if anchors else None
+        self._locator = _locator(c.spec.anchor for c in self._compiled)
         self._by_shape: dict[bytes, tuple[_Compiled, ...]] = {}
 
     def scan(self, text: str) -> list[Finding]:
@@ -173,7 +185,7 @@ class Detector:
 
         ``scan`` must return exactly this; the tests compare the two on tricky inputs.
         """
-        view = _ascii_view(text)
+        view = _ascii_view(text)[0]
         found: list[Finding] = []
         for compiled in self._compiled:
             for match in compiled.regex.finditer(view):
@@ -187,8 +199,8 @@ class Detector:
         found: dict[int, list[Finding]] = {}
         if self._locator is None:
             return found
-        view = _ascii_view(text)
-        classes = view.encode("ascii").translate(_CLASSES)
+        view, raw = _ascii_view(text)
+        classes = raw.translate(_CLASSES)
         reversed_classes = classes[::-1]
         size = len(classes)
         search = self._locator.search
@@ -203,12 +215,16 @@ class Detector:
             if compiled_for is None:
                 compiled_for = self._patterns_for(shape)
             for compiled in compiled_for:
-                for match in compiled.regex.finditer(view, begin, pos):
-                    start = match.start()
+                # A search loop rather than finditer: most clusters hold no match of most of
+                # their patterns, and a failed search creates no iterator.
+                match = compiled.regex.search(view, begin, pos)
+                while match is not None:
+                    start, end = match.span()
                     slot = bisect.bisect_right(starts, start) - 1
-                    finding = self._judge(compiled, text, view, start, match.end(), starts[slot])
+                    finding = self._judge(compiled, text, view, start, end, starts[slot])
                     if finding is not None:
                         found.setdefault(slot, []).append(finding)
+                    match = compiled.regex.search(view, end, pos)
         return found
 
     def _patterns_for(self, shape: bytes) -> tuple[_Compiled, ...]:
@@ -227,29 +243,29 @@ class Detector:
         looked for in the original text, not before ``base`` (the start of the text the
         match belongs to).
         """
-        spec, entity = compiled.spec, compiled.entity
-        verdict = validate(entity.validator, view[start:end])
-        while verdict is Verdict.REJECTED and spec.trim and " " in view[start:end]:
+        spec, check = compiled.spec, compiled.check
+        verdict = _UNSURE if check is None else check(view[start:end])
+        while verdict is _REJECTED and check and spec.trim and " " in view[start:end]:
             end = view.rindex(" ", start, end)
-            verdict = validate(entity.validator, view[start:end])
-        if verdict is Verdict.REJECTED:
+            verdict = check(view[start:end])
+        if verdict is _REJECTED:
             return None
-        window = compiled.context.search(text, max(base, start - self.context_window), start)
-        if spec.requires_context and window is None:
+        word = _context_word(compiled, text, max(base, start - self.context_window), start)
+        if spec.requires_context and word is None:
             return None
-        score = 1.0 if verdict is Verdict.CONFIRMED else spec.score
-        if window is not None:
+        score = 1.0 if verdict is _CONFIRMED else spec.score
+        if word is not None:
             score = min(1.0, score + CONTEXT_BOOST)
         if score < self.threshold:
             return None
         return Finding(
-            type=entity.name,
+            type=compiled.entity.name,
             start=start - base,
             end=end - base,
             score=score,
             pattern=spec.name,
             verdict=verdict.value,
-            context_word=window.group(0) if window is not None else None,
+            context_word=word,
         )
 
     def _resolve(self, candidates: list[Finding]) -> list[Finding]:
@@ -267,13 +283,83 @@ class Detector:
         return sorted(kept, key=lambda f: f.start)
 
 
-def _ascii_view(text: str) -> str:
-    """``text`` with full-width digits as ASCII and every other non-ASCII character as ``?``.
+def _context_word(compiled: _Compiled, text: str, begin: int, end: int) -> str | None:
+    """The first context word of the pattern's type in ``text[begin:end]``, if any.
 
-    Same length, so offsets carry over; no pattern matches ``?``.
+    Searched in the lower-cased window (one character wider, for the word edge); the
+    characters whose case folding that would change (U+0130, U+0131, U+017F) send it to the
+    case-insensitive regex over the original text instead.
+    """
+    head = begin - 1 if begin > 0 else begin
+    window = text[head:end]
+    folded = window.lower()
+    if len(folded) == len(window) and "\u0131" not in folded and "\u017f" not in folded:
+        match = compiled.folded_context.search(folded, begin - head)
+        return None if match is None else window[match.start() : match.end()]
+    match = compiled.context.search(text, begin, end)
+    return None if match is None else match.group(0)
+
+
+def _locator(anchors: Iterable[str]) -> re.Pattern[bytes] | None:
+    """One regex finding any of ``anchors``, alternatives grouped by their first character.
+
+    Grouped, each digit of the text is tried against one alternative (``0(?:...)``) rather
+    than against every anchor that starts with a digit, and within a group the token-start
+    check (``ANCHOR_TOKEN_START``) common to the alternatives is made once: most digits
+    fail there.
+    """
+    groups: dict[str, list[str]] = {}
+    for anchor in anchors:
+        for alternative in _top_level_alternatives(anchor):
+            if alternative.startswith("["):
+                firsts, rest = alternative[1:].split("]", 1)
+            else:
+                width = 2 if alternative.startswith("\\") else 1
+                firsts, rest = [alternative[:width]], alternative[width:]
+            for first in firsts:
+                group = groups.setdefault(first, [])
+                if rest not in group:
+                    group.append(rest)
+    if not groups:
+        return None
+    parts = []
+    for first, rests in groups.items():
+        if all(rest.startswith(ANCHOR_TOKEN_START) for rest in rests):
+            rests = [rest[len(ANCHOR_TOKEN_START) :] for rest in rests]
+            first += ANCHOR_TOKEN_START
+        parts.append(f"{re.escape(first) if len(first) == 1 else first}(?:{'|'.join(rests)})")
+    return re.compile("|".join(parts).encode("ascii"))
+
+
+def _top_level_alternatives(regex: str) -> list[str]:
+    """``regex`` split at the ``|`` outside groups and classes (escapes are kept whole)."""
+    parts, depth, in_class, start, i = [], 0, False, 0, 0
+    while i < len(regex):
+        ch = regex[i]
+        if ch == "\\":
+            i += 1
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch in "()":
+            depth += 1 if ch == "(" else -1
+        elif ch == "|" and depth == 0:
+            parts.append(regex[start:i])
+            start = i + 1
+        i += 1
+    parts.append(regex[start:])
+    return parts
+
+
+def _ascii_view(text: str) -> tuple[str, bytes]:
+    """``text`` with full-width digits as ASCII and any other non-ASCII character as ``?``.
+
+    As a string and as bytes. Same length, so offsets carry over; no pattern matches ``?``.
     """
     if text.isascii():
-        return text
+        return text, text.encode("ascii")
     if _FULLWIDTH_DIGIT_UTF8.search(text.encode("utf-8")):
         text = text.translate(_FULLWIDTH_DIGITS)
-    return text.encode("ascii", "replace").decode("ascii")
+    raw = text.encode("ascii", "replace")
+    return raw.decode("ascii"), raw

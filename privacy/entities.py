@@ -25,6 +25,10 @@ _E = r"(?![0-9A-Za-z])"  # none after
 # every position; starting with a character class lets it skip ahead (1.6x on digit-led
 # patterns in bench/privacy_scan.py).
 _B1 = r"(?<![0-9A-Za-z].)"
+# Anchors (see PatternSpec) are over character classes: no digit or letter before the
+# anchor's first character, checked after it for the same reason as _B1.
+ANCHOR_TOKEN_START = r"(?<![0Aa].)"
+_T = ANCHOR_TOKEN_START
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,13 @@ class PatternSpec:
 
     ``anchor`` is what every match of ``regex`` contains, written over character classes:
     each ASCII digit as ``0``, capital as ``A``, small letter as ``a``, punctuation as
-    itself. The detector finds anchors first and runs ``regex`` only around them (see
-    ``privacy/detect.py``), so an anchor that some match lacks loses that match; the tests
-    check every anchor against the exhaustive scan. An anchor starts with a plain character
-    (``00{12}``, not ``0{13}``): the anchors are joined into one regex, and Python's engine
-    skips ahead quickly only when every alternative starts with a literal.
+    itself (``0{13}`` for 13 digits). The detector finds anchors first and runs ``regex``
+    only where its anchor is (see ``privacy/detect.py``), so an anchor that some match lacks
+    loses that match, and a loose one costs time; the tests check every anchor against the
+    exhaustive scan. Each ``|`` alternative of an anchor starts with one plain character or
+    a class of them (``0``, ``[0A]``, ``\\.``), followed by ``_T`` where the match starts a
+    token: the detector joins the anchors into one regex grouped by first character, and
+    Python's engine skips ahead quickly only when every alternative starts with a literal.
     ``requires_context`` patterns are too generic to report alone (a bare 9-digit number is
     an SSN only if someone says so). ``trim`` retries a rejected match without its trailing
     space-separated groups, for formats written in groups that a following word can extend
@@ -95,7 +101,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 r"[1-9]" + _B1 + r"\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
                 r"\d{3}[\dXx]" + _E,
                 0.5,
-                anchor="00{16}",
+                anchor="0" + _T + "0{16}[0Aa](?![0Aa])",
             ),
         ),
         context=("身份证", "证件号", "公民身份", "居民身份", "id card", "resident id", "identity"),
@@ -106,14 +112,17 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     EntityType(
         name="CN_USCC",
         patterns=(
+            # GB 32100: authority and category (the pairs validators.py accepts), a province
+            # or national region, the organisation code, whose check character is a digit
+            # or X, and the USCC check character.
             PatternSpec(
                 "uscc",
-                r"[0-9A-HJ-NPQRTUWXY]"
-                + _B1
-                + r"[0-9A-HJ-NPQRTUWXY]\d{6}[0-9A-HJ-NPQRTUWXY]{10}"
-                + _E,
+                r"(?:1[1239]|2[19]|3[1-59]|4[19]|5[1239]|6[129]|7[129]|8[19]|9[123]|A[19]"
+                r"|N[1239]|Y1)(?<![0-9A-Za-z]..)"
+                r"(?:10|1[1-5]|2[1-3]|3[1-7]|4[1-6]|5[0-4]|6[1-5]|71|8[12])\d{4}"
+                r"[0-9A-HJ-NPQRTUWXY]{8}[0-9X][0-9A-HJ-NPQRTUWXY]" + _E,
                 0.4,
-                anchor="00{5}[0A]{10}",
+                anchor="[0A]" + _T + "[0A]0{6}[0A]{10}(?![0Aa])",
             ),
         ),
         context=("统一社会信用代码", "信用代码", "税号", "纳税人识别号", "uscc", "credit code"),
@@ -124,18 +133,30 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     EntityType(
         name="BANK_CARD",
         patterns=(
-            PatternSpec("card_plain", r"\d" + _B1 + r"\d{12,18}" + _E, 0.4, anchor="00{12}"),
+            # 13 to 19 digits, in the lengths the networks issue by first digit (validators.py
+            # has the exact table): Visa 13, 16 or 19, Mastercard 16, 3 (Amex, Diners, JCB)
+            # 14 to 19, 6 (UnionPay, Discover) 16 to 19. Most 18-digit IDs and order numbers
+            # then fail here rather than in the validator.
+            PatternSpec(
+                "card_plain",
+                r"[2-6]"
+                + _B1
+                + r"(?:(?<=4)\d{12}(?:\d{3}){0,2}|(?<=[25])\d{15}|(?<=3)\d{13,18}|(?<=6)\d{15,18})"
+                + _E,
+                0.4,
+                anchor="0" + _T + "0{12,18}(?![0Aa])",
+            ),
             PatternSpec(
                 "card_grouped",
                 r"\d" + _B1 + r"\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}" + _E,
                 0.4,
-                anchor="0000[ -]0000[ -]0000[ -]0",
+                anchor="0" + _T + "000[ -]0000[ -]0000[ -]0{1,7}(?![0Aa])",
             ),
             PatternSpec(
                 "card_amex",
                 r"3" + _B1 + r"[47]\d{2}([ -])\d{6}\1\d{5}" + _E,
                 0.4,
-                anchor="0000[ -]000000[ -]00000",
+                anchor="0" + _T + "000[ -]000000[ -]00000(?![0Aa])",
             ),
         ),
         context=(
@@ -163,7 +184,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "iban",
                 r"[A-Z]" + _B1 + r"[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?" + _E,
                 0.4,
-                anchor="AA00 ?[0A]{4} ?[0A]{4}",
+                anchor="A" + _T + "A00 ?[0A]{4} ?[0A]{4}",
                 trim=True,
             ),
         ),
@@ -196,13 +217,20 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "ssn_dashed",
                 r"\d(?<![0-9A-Za-z-].)\d{2}-\d{2}-\d{4}(?![0-9A-Za-z-])",
                 0.6,
-                anchor="000-00-0000",
+                anchor="0" + _T + "(?<!-.)00-00-0000(?![0Aa-])",
             ),
             PatternSpec(
-                "ssn_spaced", r"\d" + _B1 + r"\d{2} \d{2} \d{4}" + _E, 0.3, anchor="000 00 0000"
+                "ssn_spaced",
+                r"\d" + _B1 + r"\d{2} \d{2} \d{4}" + _E,
+                0.3,
+                anchor="0" + _T + "00 00 0000(?![0Aa])",
             ),
             PatternSpec(
-                "ssn_bare", r"\d" + _B1 + r"\d{8}" + _E, 0.2, anchor="00{8}", requires_context=True
+                "ssn_bare",
+                r"\d" + _B1 + r"\d{8}" + _E,
+                0.2,
+                anchor="0" + _T + "0{8}(?![0Aa])",
+                requires_context=True,
             ),
         ),
         context=("ssn", "social security", "社会安全号", "社保号"),
@@ -216,7 +244,11 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "mobile",
                 r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}" + _E,
                 0.6,
-                anchor="000[ -]?0000[ -]?0000",
+                # Digits from a token start: 1xx, 86 1xx or 0086 1xx; or +86.
+                anchor="0"
+                + _T
+                + "(?:0(?:00)?[ -]?0)?00[ -]?0000[ -]?0000(?![0Aa])"
+                + r"|\+(?<![0Aa+].)00[ -]?000[ -]?0000[ -]?0000(?![0Aa])",
             ),
         ),
         context=("手机", "电话", "联系方式", "联系电话", "mobile", "phone", "cell", "tel"),
@@ -230,10 +262,13 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "landline_sep",
                 _B + r"(?:\(0\d{2,3}\)|0\d{2,3}[ -])[2-9]\d{6,7}" + _E,
                 0.55,
-                anchor="00{6}",
+                anchor="0" + _T + "0{6,7}(?![0Aa])",
             ),
             PatternSpec(
-                "landline_plain", r"0" + _B1 + r"\d{2,3}[2-9]\d{6,7}" + _E, 0.2, anchor="00{9}"
+                "landline_plain",
+                r"0" + _B1 + r"\d{2,3}[2-9]\d{6,7}" + _E,
+                0.2,
+                anchor="0" + _T + "0{9,11}(?![0Aa])",
             ),
         ),
         context=("电话", "座机", "固话", "传真", "tel", "phone", "landline", "fax"),
@@ -270,13 +305,13 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "cn_passport",
                 r"[EGDSP]" + _B1 + r"(?:(?<=E)[0-9A-HJ-NP-Z]\d{7}|\d{8})" + _E,
                 0.3,
-                anchor="A[0A]00{6}",
+                anchor="A" + _T + "[0A]0{7}(?![0Aa])",
             ),
             PatternSpec(
                 "us_passport",
                 r"\d" + _B1 + r"\d{8}" + _E,
                 0.15,
-                anchor="00{8}",
+                anchor="0" + _T + "0{8}(?![0Aa])",
                 requires_context=True,
             ),
         ),
@@ -297,9 +332,23 @@ def context_regex(entity: EntityType) -> re.Pattern[str]:
     return re.compile("|".join(_context_word(word) for word in words), re.IGNORECASE)
 
 
-def _context_word(word: str) -> str:
+def folded_context_regex(entity: EntityType) -> re.Pattern[str]:
+    """``context_regex`` for text already lower-cased: the same words, found faster.
+
+    Case-sensitive and with each alternative starting with its first letter, so Python's
+    engine skips to the letters that can start a word; under IGNORECASE it tries every
+    position against every word.
+    """
+    words = sorted(entity.context, key=len, reverse=True)
+    return re.compile("|".join(_context_word(word.lower(), folded=True) for word in words))
+
+
+def _context_word(word: str, *, folded: bool = False) -> str:
     # Latin words need edges ("ip" must not fire inside "zip", "tel" inside "hotel");
     # Chinese has no spaces between words, so a CJK word matches anywhere.
-    if word.isascii():
-        return r"(?<![A-Za-z])" + re.escape(word) + r"(?![A-Za-z])"
-    return re.escape(word)
+    if not word.isascii():
+        return re.escape(word)
+    if folded:
+        # The edge before the word, checked after its first letter.
+        return re.escape(word[0]) + r"(?<![A-Za-z].)" + re.escape(word[1:]) + r"(?![A-Za-z])"
+    return r"(?<![A-Za-z])" + re.escape(word) + r"(?![A-Za-z])"

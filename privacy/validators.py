@@ -2,10 +2,16 @@
 
 A validator answers one of three things about a pattern match (Presidio's ``validate_result``
 contract): it is confirmed (a checksum passed), rejected (a checksum or a structural rule
-failed: a look-alike such as an order number), or the validator cannot tell. Checksums come
-from python-stdnum rather than being written again here, except GB 11714 (the organisation
-code inside a USCC), which stdnum lacks. Validators are called once per candidate, so the
-per-country and per-region lookups in stdnum's tables are cached.
+failed: a look-alike such as an order number), or the validator cannot tell.
+
+python-stdnum is the reference. Its tables (IBAN formats per country, Chinese administrative
+divisions) and its less frequent checks (GB 11643, the USCC check character) are called
+directly. The checks that run on most candidates (Luhn, ISO 7064 mod 97-10, the SSN rules,
+address syntax) are restated here: stdnum's versions first normalise Unicode one character
+at a time, which costs several times the check itself, and the detector has already
+normalised the text. The tests hold each restated check equal to stdnum (or ``ipaddress``)
+on random and edge-case inputs. GB 11714 (the organisation code inside a USCC) is here
+because stdnum has no module for it.
 """
 
 from __future__ import annotations
@@ -13,15 +19,14 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import re
+import string
 from collections.abc import Callable
 from enum import Enum
 from functools import cache
 from types import ModuleType
 
-from stdnum import luhn, numdb
+from stdnum import numdb
 from stdnum.cn import ric, uscc
-from stdnum.iso7064 import mod_97_10
-from stdnum.us import ssn
 from stdnum.util import get_cc_module
 
 
@@ -49,7 +54,7 @@ def validator(name: str) -> Callable[[Validator], Validator]:
 
 
 def _digits(text: str) -> str:
-    return _NOT_DIGIT.sub("", text)
+    return text if text.isdigit() and text.isascii() else _NOT_DIGIT.sub("", text)
 
 
 _NOT_DIGIT = re.compile(r"[^0-9]")
@@ -59,15 +64,46 @@ def _confirmed_if(ok: bool) -> Verdict:
     return Verdict.CONFIRMED if ok else Verdict.REJECTED
 
 
+# -- checks restated from stdnum ---------------------------------------------------------------
+
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def luhn_valid(digits: str) -> bool:
+    """The Luhn check over ASCII digits (``stdnum.luhn.is_valid``)."""
+    odd = sum(map(int, digits[-1::-2]))
+    even = sum(map(_LUHN_DOUBLED.__getitem__, map(int, digits[-2::-2])))
+    return (odd + even) % 10 == 0
+
+
+_BASE36_LETTERS = str.maketrans(
+    {
+        c: str(i)
+        for letters in (string.ascii_uppercase, string.ascii_lowercase)
+        for i, c in enumerate(letters, 10)
+    }
+)
+
+
+def mod97_valid(number: str) -> bool:
+    """ISO 7064 mod 97-10 over ASCII letters and digits (``stdnum.iso7064.mod_97_10``)."""
+    if not number.isascii() or not number.isalnum():
+        return False
+    return int(number.translate(_BASE36_LETTERS)) % 97 == 1
+
+
+# -- cards ---------------------------------------------------------------------------------
+
+
 # Issuer prefixes of the networks we report (UnionPay, Visa, Mastercard, Amex, Discover, JCB,
 # Diners), each with the lengths its cards are issued in. Luhn alone passes one random digit
 # string in ten; a known prefix keeps 16-digit order numbers and 13-digit millisecond
 # timestamps (which start with 1) out, and the lengths keep out 18-digit resident IDs whose
 # region code looks like a Visa or Mastercard prefix (44..., 51...).
 def _card_lengths(digits: str) -> range | tuple[int, ...]:
-    two, three, four = int(digits[:2]), int(digits[:3]), int(digits[:4])
     if digits[0] == "4":
         return (13, 16, 19)  # Visa
+    two, three, four = int(digits[:2]), int(digits[:3]), int(digits[:4])
     if 51 <= two <= 55 or 2221 <= four <= 2720:
         return (16,)  # Mastercard
     if two in (34, 37):
@@ -84,7 +120,10 @@ def _luhn_card(text: str) -> Verdict:
     digits = _digits(text)
     if not 13 <= len(digits) <= 19 or len(digits) not in _card_lengths(digits):
         return Verdict.REJECTED
-    return _confirmed_if(luhn.checksum(digits) == 0)
+    return _confirmed_if(luhn_valid(digits))
+
+
+# -- Chinese resident IDs and unified social credit codes ---------------------------------------
 
 
 @cache
@@ -115,8 +154,9 @@ def _cn_ric(text: str) -> Verdict:
 # GB 32100-2015, table 1: the registration authority (first character) and the categories
 # (second character) it registers. 9 is the market regulator (1 companies, 2 sole traders,
 # 3 farmers' cooperatives); 1 government bodies and public institutions; 5 civil affairs
-# (social organisations, foundations); N agriculture; Y other.
-_USCC_CATEGORIES = {
+# (social organisations, foundations); N agriculture; Y other. The CN_USCC pattern in
+# entities.py spells out the same pairs.
+USCC_CATEGORIES = {
     "1": "1239",
     "2": "19",
     "3": "123459",
@@ -139,7 +179,7 @@ def gb11714_check_char(body: str) -> str:
     """The check character of a GB 11714 organisation code from its 8-character body.
 
     Digits count as themselves and capitals as 10 (A) to 35 (Z); the check is 11 minus the
-    weighted sum mod 11, written X for 10 and 0 for 11. stdnum has no module for it.
+    weighted sum mod 11, written X for 10 and 0 for 11.
     """
     total = sum(int(ch, 36) * w for ch, w in zip(body, _ORG_WEIGHTS, strict=True))
     check = 11 - total % 11
@@ -147,13 +187,15 @@ def gb11714_check_char(body: str) -> str:
 
 
 @cache
-def _cn_division_known(code: str) -> bool:
-    # 100000 registers nationally (state-owned banks: 91100000100003962T); otherwise the
-    # province part must exist. Counties are not required: development zones register
-    # under codes that are not administrative divisions.
-    return code == "100000" or any(
-        "province" in props for _, props in numdb.get("cn/loc").info(code)
-    )
+def cn_division_known(code: str) -> bool:
+    """Whether a USCC region code is national (100000) or in a province stdnum knows.
+
+    Counties are not required: development zones register under codes that are not
+    administrative divisions. State-owned banks register nationally (91100000100003962T).
+    """
+    if code == "100000":
+        return True
+    return any("province" in props for _, props in numdb.get("cn/loc").info(code))
 
 
 @validator("cn_uscc")
@@ -162,10 +204,10 @@ def _cn_uscc(text: str) -> Verdict:
     # authority and category codes of GB 32100, a known province or national region code,
     # and the embedded GB 11714 organisation code with its own check character (chars 9-17).
     number = text.upper()
-    if len(number) != 18 or number[1] not in _USCC_CATEGORIES.get(number[0], ""):
+    if len(number) != 18 or number[1] not in USCC_CATEGORIES.get(number[0], ""):
         return Verdict.REJECTED
     region, organisation = number[2:8], number[8:17]
-    if not region.isdigit() or not _cn_division_known(region):
+    if not region.isdigit() or not cn_division_known(region):
         return Verdict.REJECTED
     if not set(organisation) <= _USCC_CHARS or number[-1] not in _USCC_CHARS:
         return Verdict.REJECTED
@@ -174,6 +216,9 @@ def _cn_uscc(text: str) -> Verdict:
     # Not ``uscc.is_valid``: it wants eight digits first, which turns away the letter
     # authorities (A, N, Y).
     return _confirmed_if(uscc.calc_check_digit(number) == number[-1])
+
+
+# -- IBAN ----------------------------------------------------------------------------------
 
 
 @cache
@@ -195,10 +240,10 @@ _IBAN_CHARS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
 
 @validator("iban")
 def _iban(text: str) -> Verdict:
-    # ``iban.is_valid`` step by step (mod 97, then the country's BBAN format, then its
-    # national check where stdnum has one), with the per-country part looked up once.
+    # ``stdnum.iban.is_valid`` step by step: mod 97, then the country's BBAN format, then its
+    # national check where stdnum has one.
     number = text.replace(" ", "").replace("-", "").replace(".", "").upper()
-    if len(number) < 5 or not mod_97_10.is_valid(number[4:] + number[:4]):
+    if len(number) < 5 or not mod97_valid(number[4:] + number[:4]):
         return Verdict.REJECTED
     country = _iban_country(number[:2])
     if country is None or not country[0].fullmatch(number[4:]):
@@ -207,36 +252,56 @@ def _iban(text: str) -> Verdict:
     return _confirmed_if(module is None or module.is_valid(number))
 
 
+# -- US SSN --------------------------------------------------------------------------------
+
+_SSN = re.compile(r"([0-9]{3})[- ]?([0-9]{2})[- ]?([0-9]{4})")
+# Numbers published in advertising and on sample cards (stdnum's list).
+_SSN_PUBLISHED = frozenset(("078051120", "457555462", "219099999"))
+
+
 @validator("us_ssn")
 def _us_ssn(text: str) -> Verdict:
-    # An SSN has no check digit: stdnum rejects never-issued areas, groups, serials and the
-    # well-known advertising numbers, and what remains stays unsure.
-    return Verdict.UNSURE if ssn.is_valid(text) else Verdict.REJECTED
+    # An SSN has no check digit: never-issued areas (000, 666, 9xx), groups (00) and serials
+    # (0000) and the published numbers are rejected, as stdnum does, and what remains stays
+    # unsure. Unlike stdnum, groups separated by spaces are read too.
+    match = _SSN.fullmatch(text.strip())
+    if match is None:
+        return Verdict.REJECTED
+    area, group, serial = match.groups()
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return Verdict.REJECTED
+    return Verdict.REJECTED if area + group + serial in _SSN_PUBLISHED else Verdict.UNSURE
 
 
-_DOTTED_QUAD = re.compile(
-    r"(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}"
-    r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-)
+# -- IP addresses --------------------------------------------------------------------------
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
+_FULL_IPV6 = re.compile(r"[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){7}")
 
 
 @validator("ip")
 def _ip(text: str) -> Verdict:
-    # A dotted quad is checked here, octets 0-255 without leading zeros (what ipaddress
-    # accepts, at a fraction of its cost); anything else goes to ipaddress.
+    # The two common spellings are checked here, at a fraction of ipaddress's cost: a dotted
+    # quad (octets 0-255 without leading zeros) and eight full IPv6 groups. Anything else
+    # goes to ipaddress. A valid address stays unsure: there is no checksum, and a four-part
+    # version number is a valid dotted quad.
     if _DOTTED_QUAD.fullmatch(text):
         return Verdict.UNSURE
     if ":" not in text:
         return Verdict.REJECTED
-    try:
-        address = ipaddress.ip_address(text)
-    except ValueError:
-        return Verdict.REJECTED
-    # "::" is legal but says nothing. A valid address stays unsure: there is no checksum, and
-    # a four-part version number is a valid dotted quad.
-    if address.is_unspecified:
-        return Verdict.REJECTED
-    return Verdict.UNSURE
+    if _FULL_IPV6.fullmatch(text):
+        unspecified = not text.replace(":", "").strip("0")
+    else:
+        try:
+            unspecified = ipaddress.ip_address(text).is_unspecified
+        except ValueError:
+            return Verdict.REJECTED
+    # "::" is legal but says nothing.
+    return Verdict.REJECTED if unspecified else Verdict.UNSURE
+
+
+# -- Chinese mobile numbers ----------------------------------------------------------------
 
 
 @validator("cn_mobile")
