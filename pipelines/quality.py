@@ -30,7 +30,7 @@ import math
 import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -550,6 +550,18 @@ def _row_count(data: Any, engine: str) -> int:
     return len(data)
 
 
+@dataclass(frozen=True)
+class ZoneStats:
+    """Whole-table figures for a gate that checks only a table's changes.
+
+    An engine computes them where the table lives (a Spark count and a group-by on the key
+    columns), so a gate over a large table collects only its changed rows.
+    """
+
+    rows: int
+    duplicate_keys: int  # key values held by more than one row
+
+
 def check_batch(
     data: Any,
     contract: EntityContract,
@@ -560,17 +572,22 @@ def check_batch(
     previous_rows: int | None = None,
     rows_block: bool = False,
     quality_root: Path | None = None,
+    zone: ZoneStats | None = None,
 ) -> QualityResult:
     """Run every check of ``contract`` on a whole batch (Arrow table, pandas or Spark frame).
 
     Row-level checks are reported too (with their unexpected counts); they block only with
     ``rows_block`` (a gate after ``QualityStage``, where any failing row means something
     slipped past). With ``quality_root`` GX stores the validation result for Data Docs.
+    With ``zone``, ``data`` is only the changed rows of a table: the key and row-count checks
+    are judged on the whole table's ``zone`` figures, every other check on ``data``.
     Returns the result; ``raise_if_failed`` turns a failure into ``QualityGateFailed``.
     """
     config = config or QualityConfig()
     engine = _engine(data)
-    checks = contract_checks(contract, config, previous_rows=previous_rows)
+    checks = contract_checks(
+        contract, config, previous_rows=None if zone is not None else previous_rows
+    )
     problems = schema_problems(contract, _arrow_schema(data, engine))
     schema = CheckOutcome(
         name=checks[0].name,
@@ -579,22 +596,73 @@ def check_batch(
         success=not problems,
         error="; ".join(problems) or None,
     )
-    gx_runtime = _gx(quality_root)
-    name = f"{contract.entity}.{gate}"
-    suite = gx_runtime.suite(name, checks)
-    frame = to_pandas(data) if engine == "arrow" else data
-    result = gx_runtime.validate_batch(
-        frame, "spark" if engine == "spark" else "pandas", name, suite, run_id
-    )
+    outcomes: list[CheckOutcome] = []
+    # Changed rows of a table that did not change: only the whole-table checks apply (a
+    # proportion over no rows means nothing).
+    if zone is None or _row_count(data, engine):
+        gx_runtime = _gx(quality_root)
+        name = f"{contract.entity}.{gate}"
+        suite = gx_runtime.suite(name, checks)
+        frame = to_pandas(data) if engine == "arrow" else data
+        result = gx_runtime.validate_batch(
+            frame, "spark" if engine == "spark" else "pandas", name, suite, run_id
+        )
+        outcomes = _outcomes(result, {c.name: c for c in checks})
+    if zone is not None:
+        outcomes = _zone_outcomes(contract, config, outcomes, zone, previous_rows)
     return QualityResult(
         entity=contract.entity,
         gate=gate,
         run_id=run_id,
-        rows=_row_count(data, engine),
-        checks=(schema, *_outcomes(result, {c.name: c for c in checks})),
+        rows=zone.rows if zone is not None else _row_count(data, engine),
+        checks=(schema, *outcomes),
         previous_rows=previous_rows,
         rows_block=rows_block,
     )
+
+
+def _zone_outcomes(
+    contract: EntityContract,
+    config: QualityConfig,
+    outcomes: list[CheckOutcome],
+    zone: ZoneStats,
+    previous_rows: int | None,
+) -> list[CheckOutcome]:
+    """``outcomes`` of a gate on changed rows, with the key check judged on the whole table
+    and the row-count check (same floor as ``contract_checks``) added."""
+    unique = f"{contract.entity}.key.unique"
+    judged = [o for o in outcomes if o.name != unique]
+    judged.append(
+        CheckOutcome(
+            name=unique,
+            expectation=(
+                "expect_column_values_to_be_unique"
+                if len(contract.key) == 1
+                else "expect_compound_columns_to_be_unique"
+            ),
+            level="batch",
+            success=zone.duplicate_keys == 0,
+            column=contract.key[0] if len(contract.key) == 1 else None,
+            unexpected_count=zone.duplicate_keys,
+            observed={"table_rows": zone.rows, "duplicate_keys": zone.duplicate_keys},
+        )
+    )
+    if previous_rows:
+        floor = math.ceil(previous_rows * (1 - config.max_drop_for(contract)))
+        judged.append(
+            CheckOutcome(
+                name=f"{contract.entity}.row_count",
+                expectation="expect_table_row_count_to_be_between",
+                level="batch",
+                success=zone.rows >= floor,
+                observed=zone.rows,
+                error=None
+                if zone.rows >= floor
+                else f"{zone.rows} rows, at least {floor}"
+                f" expected (previous passed run had {previous_rows})",
+            ),
+        )
+    return judged
 
 
 # -- the row-level gate in the chain -----------------------------------------------------------
@@ -806,12 +874,15 @@ class QualityGate:
         run_id: str,
         rows_block: bool = False,
         whole_zone: bool = True,
+        zone: ZoneStats | None = None,
     ) -> QualityResult | None:
         """Check one entity's batch, store the summary; None when the entity has no contract
         (and contracts are not required).
 
         ``whole_zone`` says ``data`` is the entity's whole table, so its row count is compared
         with the previous passed run's; an incremental batch (only the changed rows) is not.
+        ``zone`` says ``data`` holds a table's changed rows and gives the whole table's
+        figures (``check_batch``); the row count is then compared too.
         """
         contract = self.contracts.get(entity)
         if contract is None:
@@ -825,10 +896,13 @@ class QualityGate:
             run_id=run_id,
             config=self.config,
             previous_rows=(
-                self.reports.previous_rows(entity, gate, before_run=run_id) if whole_zone else None
+                self.reports.previous_rows(entity, gate, before_run=run_id)
+                if whole_zone or zone is not None
+                else None
             ),
             rows_block=rows_block,
             quality_root=self.reports.root if self.config.data_docs else None,
+            zone=zone,
         )
         if self.config.data_docs:
             result = _with_docs(result, self.reports.data_docs_index)
@@ -841,8 +915,6 @@ class QualityGate:
 
 
 def _with_docs(result: QualityResult, index: Path) -> QualityResult:
-    from dataclasses import replace
-
     return replace(result, data_docs=str(index))
 
 
@@ -854,6 +926,7 @@ __all__ = [
     "QualityReports",
     "QualityResult",
     "QualityStage",
+    "ZoneStats",
     "check_batch",
     "contract_checks",
     "raise_if_failed",

@@ -31,7 +31,7 @@ from pipelines.config import JdbcSource, JdbcTable, PipelineConfig
 from pipelines.errors import ConfigError, LakeError, QualityGateFailed, StewardError
 from pipelines.lake import LINEAGE_COLUMNS, Lake
 from pipelines.ledger import RunRecord, StageCounts
-from pipelines.quality import QualityGate, raise_if_failed
+from pipelines.quality import QualityGate, ZoneStats, raise_if_failed
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -287,9 +287,6 @@ class SparkBatchJob:
         report.seconds["clean+raw"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        self._check(
-            self.spark.table(self.table("clean", entity)), entity, "curated", whole_zone=True
-        )
         report.curated_rows = self._sync_curated(entity)
         report.seconds["curated"] = time.perf_counter() - started
         return report
@@ -391,10 +388,19 @@ class SparkBatchJob:
         frame = pinned(conformed_rows(marked.drop(*LINEAGE_COLUMNS), plan))
         return frame, source, counts
 
-    def _check(self, rows: DataFrame, entity: str, gate: str, *, whole_zone: bool) -> None:
+    def _check(
+        self,
+        rows: DataFrame,
+        entity: str,
+        gate: str,
+        *,
+        whole_zone: bool,
+        zone: ZoneStats | None = None,
+    ) -> None:
         """Batch-level checks (uniqueness, contract expectations and, on a whole table, the
         row count against the previous run) before ``gate``'s zone is written; a failure
-        publishes nothing there.
+        publishes nothing there. With ``zone``, ``rows`` are a table's changes and ``zone``
+        the whole table's figures (``QualityGate.check``).
 
         The rows are collected as Arrow: exact types (no float-for-nullable-int detour
         through pandas) and the path the gate's tests cover.
@@ -417,6 +423,7 @@ class SparkBatchJob:
             run_id=self.run.run_id,
             rows_block=gate == "curated",
             whole_zone=whole_zone,
+            zone=zone,
         )
         if result is not None:
             raise_if_failed(result)
@@ -643,8 +650,12 @@ class SparkBatchJob:
         return count
 
     def _sync_curated(self, entity: str) -> int:
-        """Bring curated level with clean in one commit: new and changed keys, deletions.
-        (Quality gates and synthetic samples join here in later stages.)"""
+        """Bring curated level with clean in one commit (new and changed keys, deletions)
+        once the curated gate passed; returns the rows curated holds.
+
+        The gate checks the changed rows, collected, and the whole clean table's row count
+        and key uniqueness, computed by Spark: no run collects a whole table.
+        """
         from pyspark.sql import functions as F
 
         clean = self.table("clean", entity)
@@ -659,8 +670,24 @@ class SparkBatchJob:
         changes = self._changed(source, name).withColumn("_delete", F.lit(False))
         deletions = source.limit(0).unionByName(gone, allowMissingColumns=True)
         changes = changes.unionByName(deletions.withColumn("_delete", F.lit(True)))
-        self._upsert(name, changes.localCheckpoint(eager=True), source.columns)
-        return self.spark.table(name).count()
+        changes = changes.localCheckpoint(eager=True)
+        zone = self._zone_stats(source, entity)
+        changed = changes.where(~F.col("_delete")).drop("_delete")
+        self._check(changed, entity, "curated", whole_zone=True, zone=zone)
+        self._upsert(name, changes, source.columns)
+        return zone.rows if zone is not None else self.spark.table(name).count()
+
+    def _zone_stats(self, table: DataFrame, entity: str) -> ZoneStats | None:
+        """The whole table's figures for the curated gate (None: the entity is unchecked)."""
+        from pyspark.sql import functions as F
+
+        contract = self.gate.contracts.get(entity)
+        if contract is None:
+            return None
+        key = [F.col(k) for k in contract.key]
+        duplicates = table.groupBy(*key).count().where(F.col("count") > 1)
+        row = table.agg(F.count(F.lit(1)).alias("rows")).collect()[0]
+        return ZoneStats(rows=row["rows"], duplicate_keys=duplicates.count())
 
 
 def _first_line(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from pipelines.errors import ExitCode, QualityGateFailed
 from pipelines.quality import (
     QualityGate,
     QualityStage,
+    ZoneStats,
     check_batch,
     contract_checks,
     raise_if_failed,
@@ -166,6 +167,47 @@ def test_batch_check_blocks_a_row_count_drop_and_a_type_change(
     )
     broken = check_batch(retyped, contracts["orders"], gate="curated", run_id="r3")
     assert "orders.schema" in [c.name for c in broken.failures]
+
+
+def test_a_gate_on_changed_rows_judges_key_and_row_count_on_the_whole_table(
+    contracts: dict[str, EntityContract],
+) -> None:
+    contract = contracts["orders"]
+    changed = orders(3)
+    level = check_batch(
+        changed,
+        contract,
+        gate="curated",
+        run_id="r5",
+        previous_rows=100,
+        zone=ZoneStats(rows=98, duplicate_keys=0),
+    )
+    assert level.passed and level.rows == 98
+    [count] = [c for c in level.checks if c.name == "orders.row_count"]
+    assert count.observed == 98
+
+    # Unique within the changed rows, but a key the table already holds twice.
+    clash = check_batch(
+        changed,
+        contract,
+        gate="curated",
+        run_id="r5",
+        previous_rows=100,
+        zone=ZoneStats(rows=100, duplicate_keys=2),
+    )
+    assert [(c.name, c.unexpected_count) for c in clash.failures] == [("orders.key.unique", 2)]
+
+    # Nothing changed, but half the table went (deletions only): the drop is caught.
+    gone = check_batch(
+        orders(1).slice(0, 0),
+        contract,
+        gate="curated",
+        run_id="r5",
+        previous_rows=100,
+        zone=ZoneStats(rows=40, duplicate_keys=0),
+    )
+    assert [c.name for c in gone.failures] == ["orders.row_count"]
+    assert "40 rows" in (gone.failures[0].error or "")
 
 
 def test_row_failures_block_only_when_asked(contracts: dict[str, EntityContract]) -> None:
