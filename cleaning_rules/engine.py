@@ -149,18 +149,18 @@ class RuleSet:
             column = [record.get(field) for record in records]
             distinct = list(dict.fromkeys(value for value in column if isinstance(value, str)))
             active = {
-                value: outcome
-                for value, outcome in zip(
-                    distinct, run_column(field_plan, distinct, timeout), strict=True
-                )
-                if outcome.changes or outcome.decision is not None
+                distinct[position]: outcome
+                for position, outcome in run_column(field_plan, distinct, timeout).items()
             }
             if not active:
                 continue
             for row, value in enumerate(column):
                 if isinstance(value, str) and (outcome := active.get(value)) is not None:
                     touched.setdefault(row, []).append((field, outcome))
-        return [_combine(record, touched.get(row, ())) for row, record in enumerate(records)]
+        return [
+            _combine(record, hits) if (hits := touched.get(row)) else RecordResult(dict(record))
+            for row, record in enumerate(records)
+        ]
 
     def _plan(self, entity: str) -> Plan:
         plan = self._plans.get(entity)

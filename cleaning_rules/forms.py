@@ -143,9 +143,22 @@ def _whitespace(text: str) -> str:
     return text.strip()
 
 
+_OTHER_WHITESPACE = WHITESPACE_CHARS - {" ", "\n"}
+
+
 def _whitespace_unchanged(text: str) -> bool:
-    # isprintable() is False for every whitespace character except the ASCII space.
-    return text.isprintable() and "  " not in text and text == text.strip()
+    if text.isprintable():
+        # False for every white space character but the ASCII space: a one-line text.
+        return "  " not in text and text == text.strip()
+    # Several lines: no other white space, no space at a line's edge, at most one blank line.
+    return (
+        _OTHER_WHITESPACE.isdisjoint(text)
+        and "  " not in text
+        and " \n" not in text
+        and "\n " not in text
+        and "\n\n\n" not in text
+        and text == text.strip()
+    )
 
 
 register_form(

@@ -34,20 +34,24 @@ _ZH_ROLES = {"甲": "PARTY_A", "乙": "PARTY_B", "丙": "PARTY_C", "丁": "PARTY
 # Where a name ends; 与, 和, 及 also join two names in one sentence (甲公司与乙公司).
 _NAME_END = '\n,，;；。:：()（）“”"「」'
 _JOINERS = "与和及、"
+# Each pattern starts at a fixed, rare character (a role, a bracket, "Party"), so that a scan
+# of a long contract tries it at few places; a name before a reference is then read backwards.
 _ZH_LABELLED = regex.compile(
-    # 甲方：…, 甲方（出租方）：…, or 出租方（甲方）：…
+    # 甲方：…, 甲方（出租方）：…, or 出租方（甲方）：… (any Han label before the bracket)
     r"(?:(?P<role>[甲乙丙丁])方[ \t]*(?:[(（][^)）\n]{1,20}[)）])?"
-    r"|\p{Han}{1,8}[ \t]*[(（][ \t]*(?:以下简称)?[ \t]*"
+    r"|(?<=\p{Han}[ \t]*)[(（][ \t]*(?:以下简称)?[ \t]*"
     r"[“\"「]?(?P<role>[甲乙丙丁])方[”\"」]?[ \t]*[)）])"
     r"[ \t]*[:：][ \t]*"
     rf"(?P<name>[^\s{_NAME_END}][^{_NAME_END}]{{0,59}}?)[ \t]*(?=[{_NAME_END}]|$)",
     regex.MULTILINE,
 )
-_ZH_REFERRED = regex.compile(
-    rf"(?P<name>[^\s{_NAME_END}{_JOINERS}]{{2,60}})[ \t]*[(（][ \t]*(?:以下|下文)?简称[:：]?"
+_ZH_REFERENCE = regex.compile(
+    r"[ \t]*[(（][ \t]*(?:以下|下文)?简称[:：]?"
     # Not followed by a colon: 委托方（以下简称“甲方”）： labels the name that follows.
     r"[ \t]*[“\"「]?(?P<role>[甲乙丙丁])方[”\"」]?[ \t]*[)）](?![ \t]*[:：])"
 )
+_ZH_NAME_STOP = frozenset(_NAME_END + _JOINERS + " \t")
+_MAX_NAME = 60
 # An English company or person: capitalised words, small joining words, and a legal suffix
 # after a comma (Beta Trading Co., Ltd.).
 _NAME = (
@@ -58,10 +62,13 @@ _EN_LABELLED = regex.compile(
     rf"\bParty[ ]+(?P<role>[A-D])[ \t]*:[ \t]*(?P<name>{_NAME})[ \t]*(?=[\n,;(]|$)",
     regex.MULTILINE,
 )
-_EN_DEFINED = regex.compile(
-    rf"(?P<name>{_NAME}),?[ \t]*\((?:hereinafter(?:[ ]+referred[ ]+to[ ]+as)?|the)[ \t]+"
+_EN_DEFINITION = regex.compile(
+    r",?[ \t]*\((?:hereinafter(?:[ ]+referred[ ]+to[ ]+as)?|the)[ \t]+"
     r"[\"“](?P<term>[A-Z][A-Za-z]*(?:[ ][A-Z][A-Za-z]*)*)[\"”]\)"
 )
+_EN_NAME_AT_END = regex.compile(rf"(?<![\w.&'-])(?:{_NAME})\Z")
+# Capitalised words that open a sentence rather than a name (Between Acme Ltd. (the …)).
+_EN_LEADING = regex.compile(r"(?:(?:Between|Among|And|By|With|This|The|Made)[ ]+)+")
 _PARTY_TERM = regex.compile(r"Party [A-D]")
 _HAS_WORD = regex.compile(r"[\p{Han}\p{L}]")
 
@@ -76,16 +83,32 @@ def contract_parties(text: str) -> str:
             return
         names.setdefault(name, f"<{placeholder}>")
 
-    for found in _ZH_LABELLED.finditer(text):
-        declare(found.group("name"), _ZH_ROLES[found.group("role")])
-    for found in _ZH_REFERRED.finditer(text):
-        declare(found.group("name"), _ZH_ROLES[found.group("role")])
-    for found in _EN_LABELLED.finditer(text):
-        declare(found.group("name"), f"PARTY_{found.group('role')}")
-    for found in _EN_DEFINED.finditer(text):
-        term = found.group("term")
-        placeholder = f"PARTY_{term[-1]}" if _PARTY_TERM.fullmatch(term) else term
-        declare(found.group("name"), placeholder.upper().replace(" ", "_"))
+    # Each shape is looked for only where its fixed words are: most texts hold one shape.
+    if "方" in text:
+        for found in _ZH_LABELLED.finditer(text):
+            declare(found.group("name"), _ZH_ROLES[found.group("role")])
+    if "简称" in text:
+        for found in _ZH_REFERENCE.finditer(text):
+            start = end = found.start()
+            while start > 0 and end - start < _MAX_NAME and text[start - 1] not in _ZH_NAME_STOP:
+                start -= 1
+            if end - start >= 2:
+                declare(text[start:end], _ZH_ROLES[found.group("role")])
+    if "Party" in text:
+        for found in _EN_LABELLED.finditer(text):
+            declare(found.group("name"), f"PARTY_{found.group('role')}")
+    if "(" in text and ('"' in text or "“" in text):
+        for found in _EN_DEFINITION.finditer(text):
+            before = _EN_NAME_AT_END.search(text, max(0, found.start() - 120), found.start())
+            if before is None:
+                continue
+            term = found.group("term")
+            placeholder = f"PARTY_{term[-1]}" if _PARTY_TERM.fullmatch(term) else term
+            name = before.group()
+            opening = _EN_LEADING.match(name)
+            declare(
+                name[opening.end() :] if opening else name, placeholder.upper().replace(" ", "_")
+            )
     # Longest first: 北京某某科技有限公司 is replaced whole before a shorter name inside it.
     for name in sorted(names, key=len, reverse=True):
         text = text.replace(name, names[name])

@@ -148,18 +148,19 @@ def run_field(
     return FieldOutcome.of(value, changes, None)
 
 
-def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> list[FieldOutcome]:
+def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> dict[int, FieldOutcome]:
     """:func:`run_field` on each of ``values`` (distinct, best), rule by rule over all of them.
 
     Each rule runs once over the values its gate and prefilter let through, in chunks joined
     by a separator where the rule has a joined form (``joined.py``), else value by value. The
-    outcomes are those of :func:`run_field` without ``before``.
+    outcomes are those of :func:`run_field` without ``before``, by position in ``values``, for
+    the values a rule changed or decided on (most values, left alone, have none).
     """
     steps, gate = plan.steps, plan.gate
     current = list(values)
     masks = [gate(value) for value in current]
-    changes: list[list[Change]] = [[] for _ in current]
-    decisions: list[Decision | None] = [None] * len(current)
+    changes: dict[int, list[Change]] = {}
+    decisions: dict[int, Decision] = {}
     waiting: list[list[int]] = [[] for _ in steps]  # per step, the rows that may need it
     for row, mask in enumerate(masks):
         _enqueue(waiting, row, mask)
@@ -169,7 +170,7 @@ def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> list[F
             row
             for row in dict.fromkeys(waiting[position])
             if masks[row] & bit
-            and decisions[row] is None
+            and row not in decisions
             and (skip is None or not skip(current[row]))
         ]
         waiting[position] = []
@@ -183,7 +184,7 @@ def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> list[F
                     decisions[row] = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
                 elif new != old:
                     current[row] = new
-                    changes[row].append((index, slot, rule_id))
+                    changes.setdefault(row, []).append((index, slot, rule_id))
                     later = (gate(new) if wakes is None else masks[row] | wakes) & -(bit << 1)
                     _enqueue(waiting, row, later & ~masks[row])
                     masks[row] = later
@@ -194,10 +195,10 @@ def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> list[F
                     decisions[row] = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
                 elif hit:
                     decisions[row] = (index, slot, rule.verdict, rule_id, rule.reason)
-    return [
-        FieldOutcome.of(value, changed, decision)
-        for value, changed, decision in zip(current, changes, decisions, strict=True)
-    ]
+    return {
+        row: FieldOutcome.of(current[row], changes.get(row, []), decisions.get(row))
+        for row in sorted(changes.keys() | decisions.keys())
+    }
 
 
 def _enqueue(waiting: list[list[int]], row: int, mask: int) -> None:

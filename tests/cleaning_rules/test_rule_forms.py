@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+import regex
 
-from cleaning_rules.forms import FORMS
+from cleaning_rules.forms import FORMS, WHITESPACE_CHARS
 from cleaning_rules.numerals import counted_value, positional_value
 
 # Full-width forms on purpose.
@@ -107,3 +108,21 @@ def test_positional_numerals() -> None:
     assert positional_value("二〇二四") == 2024
     assert positional_value("一九九八") == 1998
     assert positional_value("二〇二四年") is None
+
+
+def test_whitespace_characters_are_all_listed() -> None:
+    # The form's trigger and shortcut rely on WHITESPACE_CHARS holding every character that
+    # regex's \s or str.isspace accept, over the whole of Unicode.
+    everything = "".join(map(chr, range(0x110000)))
+    found = set(regex.findall(r"\s", everything)) | {c for c in everything if c.isspace()}
+    assert found == WHITESPACE_CHARS
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["第一段\n\n第二段", "a\nb", "a \nb", "a\n b", "a\n\n\nb", "a\r\nb", "a\u3000b\nc", "a\n"],
+)
+def test_whitespace_shortcut_on_several_lines(text: str) -> None:
+    form = FORMS["whitespace"]
+    assert form.unchanged is not None
+    assert form.unchanged(text) == (form.apply(text) == text)
