@@ -5,7 +5,8 @@ Each record is one line of mixed Chinese/English business text and the gold span
 distractors; PII values are valid by construction (checksums computed with python-stdnum,
 cards and IBANs from Faker and re-checked) and each appears with or without a context word.
 Hard negatives are what real data is full of: the same numbers with one digit changed (bad
-checksum), millisecond timestamps, order and invoice numbers, versions, clock times, prices.
+checksum), millisecond timestamps, order and invoice numbers, random 18-digit transaction
+serials (one in 31 passes the USCC check character alone), versions, clock times, prices.
 
     .venv/bin/python bench/privacy_evalset.py --lines 20000 --out /tmp/pii_eval.jsonl
 """
@@ -39,6 +40,14 @@ _AREAS = ("010", "021", "0755", "0571", "020", "028", "025", "0532")
 _IBAN_LOCALES = ("de_DE", "en_GB", "fr_FR", "nl_NL", "es_ES", "it_IT")
 # Not Faker's "jcb16": it draws prefixes such as 3508 outside JCB's real range (3528-3589).
 _CARD_TYPES = ("visa16", "visa13", "mastercard", "amex", "discover")
+# USCC registration authority and category (GB 32100), weighted roughly as issued:
+# companies, sole traders and cooperatives (9x) first, then public institutions (1x), social
+# organisations (5x), lawyers (31), village collectives (N2) and other (Y1).
+_USCC_HEADS = ("91",) * 12 + ("92",) * 4 + ("93", "12", "12", "11", "52", "51", "31", "N2", "Y1")
+# Registration regions: counties, a city (440300), a province (110000), and 100000 for
+# entities registered nationally (state-owned banks).
+_USCC_REGIONS = (*_REGIONS, "440300", "110000", "100000")
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # digits and capitals but I, O, S, V, Z
 
 
 class Generator:
@@ -73,7 +82,18 @@ class Generator:
         return body + ric.calc_check_digit(body + "0")
 
     def uscc(self) -> str:
-        body = "91" + self.rng.choice(_REGIONS) + self.digits(9)
+        # Chars 9-17 are a GB 11714 organisation code with its own check character: all
+        # digits for older organisations, "MA" and mixed characters for most issued since 2015.
+        if self.rng.random() < 0.3:
+            organisation = "MA" + "".join(self.rng.choice(_USCC_CHARS) for _ in range(6))
+        else:
+            organisation = self.digits(8)
+        body = (
+            self.rng.choice(_USCC_HEADS)
+            + self.rng.choice(_USCC_REGIONS)
+            + organisation
+            + _organisation_check(organisation)
+        )
         return body + uscc.calc_check_digit(body + "0")
 
     def card(self) -> str:
@@ -122,7 +142,7 @@ class Generator:
     # -- hard negatives ----------------------------------------------------------------------
 
     def negative(self) -> str:
-        kind = self.rng.randrange(13)
+        kind = self.rng.randrange(14)
         if kind == 0:
             return f"订单号 2024{self.digits(14)}"
         if kind == 1:
@@ -150,7 +170,20 @@ class Generator:
             return f"SN {self.rng.choice(['000', '666', '900'])}-{self.digits(2)}-{self.digits(4)}"
         if kind == 11:
             return f"INV-{self.rng.randint(2015, 2025)}-{self.digits(6)}"
+        if kind == 12:
+            return f"交易流水号 {self.rng.randint(1, 9)}{self.digits(17)}"
         return f"运单号 SF{self.digits(12)}"
+
+
+def _organisation_check(body: str) -> str:
+    """GB 11714 check character: 11 - sum(value * weight) mod 11, 10 as X and 11 as 0.
+
+    Written here rather than imported from privacy.validators, so that the labels do not
+    share a mistake with the detector they grade.
+    """
+    values = ["0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ".index(ch) for ch in body]
+    check = 11 - sum(v * w for v, w in zip(values, (3, 7, 9, 10, 5, 8, 4, 2), strict=True)) % 11
+    return {10: "X", 11: "0"}.get(check, str(check))
 
 
 # Templates: (type, make value, with-context phrasing, bare phrasing).

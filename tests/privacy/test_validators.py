@@ -1,0 +1,211 @@
+"""Validators: USCC structure (GB 32100, GB 11714), and the checks restated from stdnum held
+equal to stdnum and ipaddress on random and edge-case inputs."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+import string
+
+import pytest
+from faker import Faker
+from stdnum import iban, luhn
+from stdnum.cn import uscc
+from stdnum.iso7064 import mod_97_10
+from stdnum.us import ssn
+
+from privacy.validators import (
+    USCC_CATEGORIES,
+    Verdict,
+    cn_division_known,
+    gb11714_check_char,
+    luhn_valid,
+    mod97_valid,
+    validate,
+)
+
+# Published codes: stdnum's example and registered companies and banks (ICBC and Bank of
+# China register nationally, region 100000). Each also passes two independent checks.
+PUBLISHED_USCC = [
+    "91110000600037341L",
+    "91100000100003962T",
+    "911000001000013428",
+    "91330100799655058B",
+    "9144030071526726XG",
+    "91110108551385082Q",
+]
+
+
+def _with_check(body: str) -> str:
+    """``body`` (17 characters) completed with its USCC check character (stdnum's)."""
+    return body + uscc.calc_check_digit(body + "0")
+
+
+def _organisation(body: str) -> str:
+    return body + gb11714_check_char(body)
+
+
+@pytest.mark.parametrize("code", PUBLISHED_USCC)
+def test_published_uscc_are_confirmed(code: str) -> None:
+    assert validate("cn_uscc", code) is Verdict.CONFIRMED
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        _with_check("Y1110101" + _organisation("MA01A2B3")),  # other authority, letters
+        _with_check("N2440305" + _organisation("12345678")),  # village collective
+        _with_check("52100000" + _organisation("50000000")),  # national social organisation
+        _with_check("93330106" + _organisation("MAXXXXXX")),  # farmers' cooperative
+    ],
+)
+def test_valid_structures_with_letters_are_confirmed(code: str) -> None:
+    # stdnum's is_valid wants eight digits first and would turn these away.
+    assert validate("cn_uscc", code) is Verdict.CONFIRMED
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("94440305" + _organisation("25754802"), "the market regulator has no category 4"),
+        ("Y2440305" + _organisation("25754802"), "other authority has only category 1"),
+        ("B1440305" + _organisation("25754802"), "no authority B"),
+        ("91240305" + _organisation("25754802"), "no province 24"),
+        ("91101234" + _organisation("25754802"), "national is exactly 100000"),
+        ("91440305" + "257548021", "organisation check character is 0, not 1"),
+        ("914403052575480Z0", "Z is not a USCC character"),
+    ],
+)
+def test_invalid_structure_with_a_correct_check_character_is_rejected(body: str, why: str) -> None:
+    code = _with_check(body) if "Z" not in body else body + "0"
+    if "Z" not in body:
+        assert uscc.calc_check_digit(code) == code[-1]  # the check character alone passes
+    assert validate("cn_uscc", code) is Verdict.REJECTED, why
+
+
+def test_uscc_pattern_heads_are_the_validator_table() -> None:
+    # entities.py spells out the authority/category pairs and provinces in the regex; the
+    # two must agree with the validator's table and stdnum's provinces.
+    from privacy.entities import ENTITY_REGISTRY
+
+    pattern = ENTITY_REGISTRY["CN_USCC"].patterns[0].regex
+    import re
+
+    regex = re.compile(pattern, re.ASCII)
+    chars = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    for first in chars:
+        for second in chars:
+            code = _with_check(f"{first}{second}440305" + _organisation("25754802"))
+            allowed = second in USCC_CATEGORIES.get(first, "")
+            assert bool(regex.fullmatch(code)) == allowed, code
+    for province in range(100):
+        region = f"{province:02d}0000" if province != 10 else "100000"
+        code = _with_check(f"91{region}" + _organisation("25754802"))
+        assert bool(regex.fullmatch(code)) == cn_division_known(region), region
+
+
+def test_gb11714_check_character() -> None:
+    # Organisation codes inside the published USCCs above; X for 10, 0 for 11.
+    assert gb11714_check_char("60003734") == "1"
+    assert gb11714_check_char("71526726") == "X"
+    assert gb11714_check_char("10000134") == "2"
+    assert gb11714_check_char("00000000") == "0"  # 11
+
+
+def test_random_18_digit_numbers_rarely_pass() -> None:
+    # stdnum's check character alone passes about one in 31; the structure cuts that to
+    # about one in 3000 (authority/category, province, organisation check).
+    rng = random.Random(1)
+    numbers = ["".join(rng.choice(string.digits) for _ in range(18)) for _ in range(30_000)]
+    check_only = sum(uscc.is_valid(n) for n in numbers)
+    confirmed = sum(validate("cn_uscc", n) is Verdict.CONFIRMED for n in numbers)
+    assert 750 < check_only < 1200
+    assert confirmed < 30
+
+
+# -- restated checks against stdnum -----------------------------------------------------------
+
+
+def test_luhn_equals_stdnum() -> None:
+    rng = random.Random(2)
+    for _ in range(20_000):
+        digits = "".join(rng.choice(string.digits) for _ in range(rng.randint(1, 25)))
+        assert luhn_valid(digits) == luhn.is_valid(digits), digits
+
+
+def test_mod97_equals_stdnum() -> None:
+    rng = random.Random(3)
+    alphabet = string.digits + string.ascii_letters + " -/"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 34)))
+        assert mod97_valid(text) == mod_97_10.is_valid(text), text
+
+
+def test_iban_equals_stdnum() -> None:
+    locales = ["de_DE", "en_GB", "fr_FR", "nl_NL", "es_ES", "it_IT", "nl_BE", "pl_PL", "no_NO"]
+    rng = random.Random(4)
+    for locale in locales:
+        faker = Faker(locale)
+        faker.seed_instance(5)
+        for _ in range(60):
+            value = faker.iban()
+            i = rng.randrange(4, len(value))
+            changed = value[:i] + rng.choice(string.digits) + value[i + 1 :]
+            grouped = " ".join(value[j : j + 4] for j in range(0, len(value), 4))
+            for text in (value, changed, grouped, value[:12], "XX" + value[2:], value.lower()):
+                expected = Verdict.CONFIRMED if iban.is_valid(text) else Verdict.REJECTED
+                assert validate("iban", text) is expected, text
+
+
+def test_ssn_equals_stdnum_and_reads_spaces() -> None:
+    for area in ("000", "001", "078", "219", "457", "536", "666", "667", "899", "900", "999"):
+        for group in ("00", "01", "05", "09", "55", "99"):
+            for serial in ("0000", "0001", "1120", "5462", "9999"):
+                expected = (
+                    Verdict.UNSURE if ssn.is_valid(area + group + serial) else Verdict.REJECTED
+                )
+                for sep in ("-", "", " "):
+                    assert validate("us_ssn", sep.join((area, group, serial))) is expected
+    for text in ("53690439", "5369043999", "536-90-43990", "x536-90-4399"):
+        assert validate("us_ssn", text) is Verdict.REJECTED
+
+
+def test_ip_equals_ipaddress() -> None:
+    rng = random.Random(6)
+    hexdigits = "0123456789abcdefABCDEF"
+
+    def expected(text: str) -> Verdict:
+        try:
+            address = ipaddress.ip_address(text)
+        except ValueError:
+            return Verdict.REJECTED
+        unspecified = address.version == 6 and address.is_unspecified
+        return Verdict.REJECTED if unspecified else Verdict.UNSURE
+
+    for _ in range(4000):
+        octets = [rng.choice([str(rng.randint(0, 300)), f"0{rng.randint(0, 99)}", "00"])[:3]]
+        quad = ".".join(octets + [str(rng.randint(0, 260)) for _ in range(3)])
+        groups = [
+            "".join(rng.choice(hexdigits) for _ in range(rng.choice([0, 1, 2, 4, 4, 5])))
+            for _ in range(rng.choice([7, 8, 8, 9]))
+        ]
+        for text in (quad, ":".join(groups), ":".join(["0"] * 8), "::", "::1", "1::2::3"):
+            assert validate("ip", text) is expected(text), text
+
+
+@pytest.mark.parametrize(
+    ("number", "verdict"),
+    [
+        ("4111111111111111", Verdict.CONFIRMED),  # Visa, 16
+        ("4222222222222", Verdict.CONFIRMED),  # Visa, 13
+        ("440305199003071156", Verdict.REJECTED),  # 18 digits, Visa prefix, Luhn passes
+        ("6222021234567890128", Verdict.CONFIRMED),  # UnionPay, 19
+        ("378282246310005", Verdict.CONFIRMED),  # Amex, 15
+        ("3782822463100050", Verdict.REJECTED),  # Amex prefix, 16 digits
+        ("1712345678901", Verdict.REJECTED),  # timestamp: no network starts with 1
+    ],
+)
+def test_card_networks_and_lengths(number: str, verdict: Verdict) -> None:
+    if verdict is Verdict.REJECTED and number.startswith("44"):
+        assert luhn.is_valid(number)  # rejected for its length, not its checksum
+    assert validate("luhn_card", number) is verdict
