@@ -148,11 +148,15 @@ def runs_list(
 
 @runs_app.command("lineage")
 def runs_lineage(
-    target: Annotated[str, typer.Argument(help="A curated row: <dataset>:<source key>.")],
+    target: Annotated[
+        str,
+        typer.Argument(help="A curated row (<dataset>:<source key>) or a knowledge-base point id."),
+    ],
     config: ConfigOption = Path("pipeline.yaml"),
     as_json: JsonOption = False,
 ) -> None:
-    """Trace a curated row back to its source, ingest run, rules and privacy policy."""
+    """Trace a curated row or a knowledge-base point back to its source, ingest run, rules
+    and privacy policy."""
     lineage_command(target, config, as_json)
 
 

@@ -19,11 +19,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ConfigError, LakeError
 from pipelines.lake import Lake
 from pipelines.ledger import RunLedger
+
+if TYPE_CHECKING:
+    from index.stores import VectorStore
 
 OPENLINEAGE_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent"
 PRODUCER = "https://github.com/steward/steward/pipelines/lineage.py"
@@ -177,6 +180,71 @@ def trace(
             )
         )
     return traces
+
+
+@dataclass(frozen=True)
+class PointTrace:
+    """Where one knowledge-base point came from: the chunk it holds, the lineage columns of
+    the row it was cut from (as loaded), and that row traced back to raw."""
+
+    point_id: str
+    dataset: str
+    field: str
+    chunk_index: int
+    chunk_count: int
+    char_start: int
+    char_end: int
+    embedding_model: str | None
+    access: dict[str, Any]
+    lineage: dict[str, Any]  # the row's lineage columns as the point carries them
+    rows: list[Trace]  # the row in curated.<dataset>, traced (empty when curated lacks it)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def is_point_id(target: str) -> bool:
+    """Knowledge-base point ids are UUIDs (``index.points.point_id``); row targets are not."""
+    try:
+        uuid.UUID(target)
+    except ValueError:
+        return False
+    return True
+
+
+def trace_point(
+    store: VectorStore, lake: Lake, point_id: str, *, ledger: RunLedger | None = None
+) -> PointTrace:
+    """Trace a knowledge-base point: its payload's metadata, then its row in curated (when
+    the dataset is a curated table that still holds the key). Raises ``LakeError`` when the
+    store has no such point."""
+    from index.points import METADATA_KEY
+
+    payload = store.payload(point_id)
+    if payload is None:
+        raise LakeError(f"no knowledge-base point {point_id}")
+    metadata = payload.get(METADATA_KEY) or {}
+    dataset = str(metadata.get("dataset"))
+    source_key = metadata.get("_source_key")
+    rows: list[Trace] = []
+    if source_key is not None and f"curated.{dataset}" in set(lake.tables()):
+        try:
+            rows = trace(lake, dataset, str(source_key), ledger=ledger)
+        except LakeError:
+            rows = []  # deleted since the load; the point's own lineage still tells
+    return PointTrace(
+        point_id=point_id,
+        dataset=dataset,
+        field=str(metadata.get("field")),
+        chunk_index=int(metadata.get("chunk_index", 0)),
+        chunk_count=int(metadata.get("chunk_count", 1)),
+        char_start=int(metadata.get("char_start", 0)),
+        char_end=int(metadata.get("char_end", 0)),
+        embedding_model=metadata.get("embedding_model"),
+        access=dict(metadata.get("access") or {}),
+        lineage={k: v for k, v in metadata.items() if k.startswith("_")},
+        rows=rows,
+    )
 
 
 def _ledger_run(ledger: RunLedger | None, run_id: str | None) -> dict[str, Any] | None:

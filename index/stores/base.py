@@ -70,6 +70,10 @@ class VectorStore(Protocol):
 
     def search(self, vector: np.ndarray, limit: int, conditions: Sequence[Match]) -> list[Hit]: ...
 
+    def payload(self, point_id: str) -> dict[str, Any] | None:
+        """One point's payload by id (None: no such point); for audit, not for queries."""
+        ...
+
     def count(self, conditions: Sequence[Match] = ()) -> int: ...
 
     def finish(self) -> None:

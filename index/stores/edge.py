@@ -179,6 +179,12 @@ class EdgeStore:
         )
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in points]
 
+    def payload(self, point_id: str) -> dict[str, Any] | None:
+        if self._shard is None:
+            return None
+        records = self._shard.retrieve([uuid.UUID(point_id)], True, False)
+        return dict(records[0].payload or {}) if records else None
+
     def count(self, conditions: Sequence[Match] = ()) -> int:
         if self._shard is None:
             return 0

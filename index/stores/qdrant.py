@@ -205,6 +205,15 @@ class QdrantStore:
                     self._collection, models.PointIdsList(points=list(batch)), wait=True
                 )
 
+    def payload(self, point_id: str) -> dict[str, Any] | None:
+        if not self.exists():
+            return None
+        with self._errors("retrieve"):
+            records = self._client.retrieve(
+                self._collection, ids=[point_id], with_payload=True, with_vectors=False
+            )
+        return dict(records[0].payload or {}) if records else None
+
     def search(self, vector: np.ndarray, limit: int, conditions: Sequence[Match]) -> list[Hit]:
         if not self.exists():
             raise VectorStoreError(

@@ -1,50 +1,109 @@
-"""``steward runs lineage``: where a curated row came from (pyiceberg, no JVM)."""
+"""``steward runs lineage``: where a curated row or a knowledge-base point came from
+(pyiceberg and the vector store, no JVM)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipelines.commands.common import handles_errors, lake_config, out, print_json
+
+if TYPE_CHECKING:
+    from pipelines.lake import Lake
+    from pipelines.ledger import RunLedger
+    from pipelines.lineage import PointTrace, Trace
 
 
 @handles_errors
 def lineage_command(target: str, config: Path, as_json: bool) -> None:
-    """Trace ``<dataset>:<source key>`` to its source system, entity, key, ingest run, raw
-    versions, rule-pack and privacy-policy versions and, for synthetic rows, its seeds."""
+    """Trace ``<dataset>:<source key>`` (or a knowledge-base point id) to its source system,
+    entity, key, ingest run, raw versions, rule-pack and privacy-policy versions and, for
+    synthetic rows, its seeds."""
     from pipelines.lake import Lake
     from pipelines.ledger import RunLedger
-    from pipelines.lineage import parse_target, trace
+    from pipelines.lineage import is_point_id, parse_target, trace
 
-    dataset, key = parse_target(target)
     lake_settings = lake_config(config)
     ledger = RunLedger(lake_settings.ledger) if lake_settings.ledger.exists() else None
-    traces = trace(Lake(lake_settings), dataset, key, ledger=ledger)
+    lake = Lake(lake_settings)
+    if is_point_id(target):
+        point = _trace_point(config, lake, target, ledger)
+        if as_json:
+            print_json(point.as_json())
+            return
+        _print_point(point)
+        for t in point.rows:
+            _print_trace(t)
+        return
+    dataset, key = parse_target(target)
+    traces = trace(lake, dataset, key, ledger=ledger)
     if as_json:
         print_json([t.as_json() for t in traces])
         return
     for t in traces:
+        _print_trace(t)
+
+
+def _trace_point(config: Path, lake: Lake, point_id: str, ledger: RunLedger | None) -> PointTrace:
+    from index.stores import open_store
+    from pipelines.commands.kb import load_kb_config
+    from pipelines.lineage import trace_point
+
+    _, kb = load_kb_config(config)
+    store = open_store(kb)
+    try:
+        return trace_point(store, lake, point_id, ledger=ledger)
+    finally:
+        store.close()
+
+
+def _print_point(p: PointTrace) -> None:
+    out.print(f"[bold]knowledge-base point[/bold] {p.point_id}", highlight=False)
+    lines = [
+        ("dataset", f"{p.dataset} / field {p.field}"),
+        (
+            "chunk",
+            f"{p.chunk_index + 1} of {p.chunk_count}, characters {p.char_start}-{p.char_end}",
+        ),
+        ("model", p.embedding_model),
+        ("access", ", ".join(f"{k}={v}" for k, v in sorted(p.access.items())) or "-"),
+        (
+            "source",
+            f"{p.lineage.get('_source')} / entity {p.lineage.get('_entity')}"
+            f" / key {p.lineage.get('_source_key')}",
+        ),
+        ("ingest run", p.lineage.get("_run_id")),
+        ("rule packs", p.lineage.get("_rules_version")),
+        ("privacy policy", p.lineage.get("_privacy_policy_version")),
+    ]
+    for label, value in lines:
+        out.print(f"  {label:<15} {value if value is not None else '-'}", highlight=False)
+    if not p.rows:
+        out.print(f"  (no row with this key in curated.{p.dataset} now)", highlight=False)
+
+
+def _print_trace(t: Trace) -> None:
+    out.print(
+        f"[bold]curated.{t.dataset}[/bold] key {t.source_key} (snapshot {t.curated_snapshot_id})",
+        highlight=False,
+    )
+    lines = [
+        ("source", f"{t.source} / entity {t.entity} / key {t.source_key}"),
+        (
+            "ingest run",
+            f"{t.ingest_run} at {t.ingested_at}" + (f" ({t.run['status']})" if t.run else ""),
+        ),
+        ("content hash", t.content_hash),
+        ("rule packs", t.rules_version),
+        ("privacy policy", t.privacy_policy_version),
+        ("synthetic", f"yes, seeds {', '.join(t.seed_keys) or '-'}" if t.synthetic else "no"),
+    ]
+    for label, value in lines:
+        out.print(f"  {label:<15} {value if value is not None else '-'}", highlight=False)
+    out.print(f"  raw versions in {t.raw_table or '-'}:", highlight=False)
+    for v in t.raw_versions:
         out.print(
-            f"[bold]curated.{t.dataset}[/bold] key {t.source_key}"
-            f" (snapshot {t.curated_snapshot_id})",
+            f"    {v.ingested_at}  run {v.run_id}  snapshot {v.snapshot_id}"
+            f"  hash {(v.content_hash or '')[:12]}",
             highlight=False,
         )
-        lines = [
-            ("source", f"{t.source} / entity {t.entity} / key {t.source_key}"),
-            (
-                "ingest run",
-                f"{t.ingest_run} at {t.ingested_at}" + (f" ({t.run['status']})" if t.run else ""),
-            ),
-            ("content hash", t.content_hash),
-            ("rule packs", t.rules_version),
-            ("privacy policy", t.privacy_policy_version),
-            ("synthetic", f"yes, seeds {', '.join(t.seed_keys) or '-'}" if t.synthetic else "no"),
-        ]
-        for label, value in lines:
-            out.print(f"  {label:<15} {value if value is not None else '-'}", highlight=False)
-        out.print(f"  raw versions in {t.raw_table or '-'}:", highlight=False)
-        for v in t.raw_versions:
-            out.print(
-                f"    {v.ingested_at}  run {v.run_id}  snapshot {v.snapshot_id}"
-                f"  hash {(v.content_hash or '')[:12]}",
-                highlight=False,
-            )

@@ -97,3 +97,37 @@ def test_the_cli_imports_no_heavy_engine() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_runs_lineage_traces_a_knowledge_base_point(tmp_path: Path, curated_lake: Any) -> None:
+    config = write_config(tmp_path, curated_lake.root)
+    assert runner.invoke(app, ["kb", "load", "-c", str(config)]).exit_code == 0
+    found = runner.invoke(
+        app,
+        ["kb", "search", "顺铂 75mg/m² 静脉滴注", "--principal", "auditor", "--k", "1",
+         "-c", str(config), "--json"],
+    )  # fmt: skip
+    [hit] = json.loads(found.stdout)
+
+    result = runner.invoke(app, ["runs", "lineage", hit["id"], "-c", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    point = json.loads(result.stdout)
+    assert (point["dataset"], point["field"], point["chunk_index"]) == (
+        "medical_orders",
+        "prescription",
+        0,
+    )
+    assert point["access"] == {"department": "oncology", "tenant": "acme"}
+    assert point["lineage"]["_source_key"] == "3" and point["lineage"]["_run_id"] == "run-1"
+    [row] = point["rows"]
+    assert (row["source"], row["entity"], row["source_key"]) == ("erp", "medical_orders", "3")
+    assert row["rules_version"] == "rules-v1"
+
+    text = runner.invoke(app, ["runs", "lineage", hit["id"], "-c", str(config)])
+    assert "knowledge-base point" in text.stdout and "curated.medical_orders" in text.stdout
+
+    missing = runner.invoke(
+        app, ["runs", "lineage", "00000000-0000-5000-8000-000000000000", "-c", str(config)]
+    )
+    assert missing.exit_code == ExitCode.LAKE
+    assert "no knowledge-base point" in missing.output
