@@ -107,7 +107,8 @@ def pack_json_schema() -> dict[str, Any]:
     can check (a pattern compiles, examples pass, ids are unique) is left to the loader."""
     schema = PackSpec.model_json_schema(by_alias=True)
     return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        # Draft 7: the newest the YAML language server (the editors' common engine) reads.
+        "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "Steward cleaning rule pack",
         **{key: value for key, value in schema.items() if key != "title"},
     }

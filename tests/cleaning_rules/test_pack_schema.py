@@ -17,7 +17,7 @@ from pipelines.cli import app
 from pipelines.yaml_models import read_yaml
 
 MODELINE = "# yaml-language-server: $schema=../pack.schema.json"
-VALIDATOR = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+VALIDATOR = jsonschema.Draft7Validator(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
 
 
 def test_committed_schema_is_the_generated_one() -> None:
@@ -26,7 +26,7 @@ def test_committed_schema_is_the_generated_one() -> None:
 
 
 def test_schema_is_a_valid_json_schema() -> None:
-    jsonschema.Draft202012Validator.check_schema(VALIDATOR.schema)
+    jsonschema.Draft7Validator.check_schema(VALIDATOR.schema)
 
 
 @pytest.mark.parametrize("name", available_packs())
