@@ -63,6 +63,7 @@ _CLASSES = (
     )
     + b"#" * 128
 )
+_OUTSIDE = ord("#")  # the class of characters outside clusters
 # The rest of a cluster from a position; on the reversed class view, the part before it.
 _CLUSTER = re.compile(rb"(?:[0Aa.:()+\-_%@]++|(?<=[0A]) (?=[0A]))*+")
 # Full-width digits (U+FF10-FF19) are common in Chinese documents; they are read as ASCII
@@ -207,20 +208,29 @@ class Detector:
         cluster = _CLUSTER.match
         pos = 0
         while (hit := search(classes, pos)) is not None:
+            # The cluster around the anchor; most anchors sit between plain separators, which
+            # a look at the neighbouring classes settles without the regex.
             at = hit.start()
-            begin = size - cluster(reversed_classes, size - at).end()
-            pos = cluster(classes, at).end()
+            if at == 0 or classes[at - 1] == _OUTSIDE:
+                begin = at
+            else:
+                begin = size - cluster(reversed_classes, size - at).end()
+            pos = hit.end()
+            if pos < size and classes[pos] != _OUTSIDE:
+                pos = cluster(classes, pos).end()
             shape = classes[begin:pos]
             compiled_for = self._by_shape.get(shape)
             if compiled_for is None:
                 compiled_for = self._patterns_for(shape)
+            slot = -1  # the text this cluster belongs to, found at its first match
             for compiled in compiled_for:
                 # A search loop rather than finditer: most clusters hold no match of most of
                 # their patterns, and a failed search creates no iterator.
                 match = compiled.regex.search(view, begin, pos)
                 while match is not None:
                     start, end = match.span()
-                    slot = bisect.bisect_right(starts, start) - 1
+                    if slot < 0:
+                        slot = bisect.bisect_right(starts, start) - 1
                     finding = self._judge(compiled, text, view, start, end, starts[slot])
                     if finding is not None:
                         found.setdefault(slot, []).append(finding)
@@ -244,10 +254,12 @@ class Detector:
         match belongs to).
         """
         spec, check = compiled.spec, compiled.check
-        verdict = _UNSURE if check is None else check(view[start:end])
-        while verdict is _REJECTED and check and spec.trim and " " in view[start:end]:
+        matched = view[start:end]
+        verdict = _UNSURE if check is None else check(matched)
+        while verdict is _REJECTED and check and spec.trim and " " in matched:
             end = view.rindex(" ", start, end)
-            verdict = check(view[start:end])
+            matched = view[start:end]
+            verdict = check(matched)
         if verdict is _REJECTED:
             return None
         word = _context_word(compiled, text, max(base, start - self.context_window), start)

@@ -21,6 +21,7 @@ from privacy.validators import (
     gb11714_check_char,
     luhn_valid,
     mod97_valid,
+    uscc_check_char,
     validate,
 )
 
@@ -131,6 +132,14 @@ def test_luhn_equals_stdnum() -> None:
     for _ in range(20_000):
         digits = "".join(rng.choice(string.digits) for _ in range(rng.randint(1, 25)))
         assert luhn_valid(digits) == luhn.is_valid(digits), digits
+
+
+def test_uscc_check_character_equals_stdnum() -> None:
+    rng = random.Random(5)
+    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+    for _ in range(20_000):
+        body = "".join(rng.choice(alphabet) for _ in range(17))
+        assert uscc_check_char(body) == uscc.calc_check_digit(body + "0"), body
 
 
 def test_mod97_equals_stdnum() -> None:
