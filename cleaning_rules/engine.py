@@ -3,12 +3,14 @@
     ruleset = load_packs(["common", "medical"])
     result = ruleset.apply("medical_orders", row)   # RecordResult
     row_out = {**result.record, "_rules_version": ruleset.version}
+    results = ruleset.apply_batch("medical_orders", rows)   # the same, for a batch
 
 Rules are compiled once, and on the first record of an entity the rules of each of its fields
 are laid out as a :class:`~cleaning_rules.plan.FieldPlan`, so applying a rule set is a loop over
-precompiled regexes that skips, field by field, the rules whose characters are absent. Every
-regex call runs under a time limit: a rule that runs away on one value quarantines that record
-(reason ``timeout``) instead of hanging the run.
+precompiled regexes that skips, field by field, the rules whose characters are absent. A batch
+is cleaned column by column: each distinct value once, each rule over many values per regex
+call (``joined.py``). Every regex call runs under a time limit: a rule that runs away on one
+value quarantines that record (reason ``timeout``) instead of hanging the run.
 """
 
 from __future__ import annotations

@@ -103,10 +103,12 @@ class FieldOutcome(NamedTuple):
 
     @classmethod
     def of(cls, value: str, changes: list[Change], decision: Decision | None) -> FieldOutcome:
+        """The outcome, with ``changes`` (in rule order) frozen."""
         return cls(value, tuple(changes), decision)
 
     @property
     def fired(self) -> tuple[str, ...]:
+        """The ids of the rules that changed the value, in rule order, once each."""
         return tuple(dict.fromkeys(rule_id for _, _, rule_id in self.changes))
 
 

@@ -13,7 +13,7 @@ import typer
 from pipelines.commands.common import JsonOption, handles_errors, out, print_json
 from pipelines.errors import ConfigError
 
-rules_app = typer.Typer(help="Cleaning rule packs: lint, test, apply, preview.")
+rules_app = typer.Typer(help="Cleaning rule packs: test, lint, preview, apply, schema.")
 
 PacksArgument = Annotated[
     Path | None,
