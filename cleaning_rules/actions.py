@@ -7,6 +7,7 @@ discriminated by ``action``) is built from this registry, so nothing else change
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 import regex
@@ -160,6 +161,8 @@ def table_pattern(keys: list[str], flags: int) -> regex.Pattern[str]:
 
 
 _MAP_FLAGS = ("IGNORECASE", "ASCII")
+_REMEMBERED_MATCHES = 4096
+_REMEMBERED_LENGTH = 64
 
 
 def _without_pattern(schema: dict[str, Any]) -> None:
@@ -258,8 +261,14 @@ class NormalizeRule(RuleSpec):
                 form.introduces,
             )
 
+        apply = form.apply
+        # Forms are pure, and the matches a rule picks repeat across records (dates, amounts,
+        # clause references, units): each short match is transformed once per rule.
+        remembered = lru_cache(maxsize=_REMEMBERED_MATCHES)(apply)
+
         def each_match(match: regex.Match[str]) -> str:
-            return form.apply(match.group())
+            found = match.group()
+            return remembered(found) if len(found) <= _REMEMBERED_LENGTH else apply(found)
 
         skip = form.unchanged if form.local else pattern_prefilter(pattern)
         # A match holds only characters of the text: a text without the form's trigger has
