@@ -49,7 +49,6 @@ from pipelines.lake import Lake
 from pipelines.ledger import RunLedger, StageCounts, new_run_id
 from pipelines.stream_checkpoints import (
     DROPS_TABLE,
-    EMPTY_COMMITS,
     CheckpointFollower,
     CheckpointSummary,
     KnowledgeBaseFeed,
@@ -67,11 +66,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_TABLE_PROPERTIES = {
-    "format-version": "2",
-    "write.parquet.compression-codec": "zstd",
-    **EMPTY_COMMITS,
-}
+_TABLE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "zstd"}
 _QUARANTINE_COLUMNS = ("_stage", "_rule_id", "_reason")
 _POLL_S = 0.5
 _STOP_TIMEOUT_S = 180
@@ -95,6 +90,16 @@ class StreamPaths:
     @property
     def progress(self) -> Path:
         return self.root / "progress"
+
+    def newest_checkpoint_id(self) -> int:
+        """The id of the newest completed checkpoint (0 before the first)."""
+        return max(
+            (
+                int(p.parent.name.removeprefix("chk-"))
+                for p in self.checkpoints.glob("*/chk-*/_metadata")
+            ),
+            default=0,
+        )
 
     def latest_restore_point(self) -> Path | None:
         """The newest completed checkpoint or savepoint (a folder with ``_metadata``)."""
@@ -422,16 +427,6 @@ class StreamJob:
                 f"CREATE TABLE IF NOT EXISTS {self.table(namespace, name)} ({column_sql})"
                 f"{partition} WITH ({props})"
             )
-        self._commit_every_checkpoint()
-
-    def _commit_every_checkpoint(self) -> None:
-        """Tables created before the follower existed lack ``EMPTY_COMMITS``; the committers
-        read it when the job starts, so it is set before then."""
-        for qualified in self.outputs():
-            table = self.lake.table(qualified)
-            if any(table.properties.get(k) != v for k, v in EMPTY_COMMITS.items()):
-                with table.transaction() as transaction:
-                    transaction.set_properties(EMPTY_COMMITS)
 
     # -- sources ----------------------------------------------------------------------------
 
@@ -697,7 +692,14 @@ def run_stream(
         env, t_env = create_environments(conf)
         job.build(t_env)
         feed = _knowledge_base_feed(job, kb, embedder)
-        follower = CheckpointFollower(job.lake, job.sinks(), run, gate=gate, knowledge_base=feed)
+        follower = CheckpointFollower(
+            job.lake,
+            job.sinks(),
+            run,
+            gate=gate,
+            knowledge_base=feed,
+            completed=job.paths.newest_checkpoint_id,
+        )
         try:
             catch_up = _CatchUp(job, time.time()) if once else None
             client = env.execute_async(f"steward-stream {run_id}")

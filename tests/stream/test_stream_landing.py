@@ -339,7 +339,8 @@ def test_spark_over_the_same_events_gives_the_same_clean_rows(runs: LandingRuns,
         [tuple(e[name] for name in SOURCE_SCHEMA.names) for e in runs.events],
         from_arrow_schema(SOURCE_SCHEMA),
     )
-    parsed = frame.mapInArrow(parse, from_arrow_schema(EVENT_SCHEMA))
+    # One partition: a handful of events, and each Python worker would compile the packs.
+    parsed = frame.coalesce(1).mapInArrow(parse, from_arrow_schema(EVENT_SCHEMA)).cache()
     for entity in ("app_logs", "access_logs"):
         chain = runs.chain_factory(entity)
         rows = parsed.where(F.col("_entity") == entity)
