@@ -43,6 +43,8 @@ def spark_session(spark: SparkConfig, lake: Lake) -> SparkSession:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        # Python workers fork from a daemon that has the chain's imports done (seconds each).
+        .config("spark.python.daemon.module", "pipelines.spark_worker_daemon")
         # Parquet files in the lake are zstd (Iceberg's write default too).
         .config("spark.sql.parquet.compression.codec", "zstd")
     )
