@@ -49,7 +49,7 @@ _COUNTED = regex.compile(r"\{\d*(?:,\d*)?\}")
 _UNSUPPORTED_ESCAPES = frozenset("GKXLRQE")
 _CHECK_TIMEOUT_S = 1.0
 
-# rewrite(joined text, timeout) for a text rule; search(text, pos, timeout) for a verdict rule.
+# A text rule's rewrite over a joined text: (joined text, timeout) -> rewritten joined text.
 JoinedRewrite = Callable[[str, float | None], str]
 
 
