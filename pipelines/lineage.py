@@ -27,9 +27,11 @@ from pipelines.ledger import RunLedger
 
 if TYPE_CHECKING:
     from index.stores import VectorStore
+    from privacy.policy import PrivacyPolicy
 
 OPENLINEAGE_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/definitions/RunEvent"
 PRODUCER = "https://github.com/steward/steward/pipelines/lineage.py"
+DEFAULT_POLICY = "*"  # the key of the policy for entities without their own
 # Steward run ids are not UUIDs; OpenLineage wants one, the same for every event of a run.
 _RUN_NAMESPACE = uuid.UUID("5f0c7a8e-3f7e-5d55-9a43-6b1d3c2b8f10")
 
@@ -64,6 +66,9 @@ class Trace:
     raw_table: str | None
     raw_versions: list[RawVersion] = field(default_factory=list)
     run: dict[str, Any] | None = None  # the ledger's row for the ingest run
+    # How the privacy policy the row was treated under handles each field and PII type
+    # (None: no policy known for the entity, or the policy file has changed since).
+    treatment: dict[str, str] | None = None
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,6 +123,24 @@ def _raw_versions(lake: Lake, table: str, source_key: str) -> list[RawVersion]:
     return sorted(versions, key=lambda v: (v.ingested_at or "", v.run_id or ""))
 
 
+def describe_treatment(policy: PrivacyPolicy) -> dict[str, str]:
+    """What a policy does, one line per declared field (``field:<name>``), PII type found in
+    free text (``type:<name>``) and the default for other types."""
+    described = {
+        f"field:{name}": _action(policy.field_treatment(name)) for name in sorted(policy.fields)
+    }
+    described.update({f"type:{name}": _action(t) for name, t in sorted(policy.types.items())})
+    described["type:*"] = _action(policy.default_action)
+    return described
+
+
+def _action(treatment: Any) -> str:
+    details = treatment.model_dump(exclude={"action", "type"}, exclude_none=True)
+    if not details:
+        return str(treatment.action)
+    return f"{treatment.action} ({', '.join(f'{k}={v}' for k, v in sorted(details.items()))})"
+
+
 def trace(
     lake: Lake,
     dataset: str,
@@ -125,10 +148,13 @@ def trace(
     *,
     snapshot_id: int | None = None,
     ledger: RunLedger | None = None,
+    policies: Mapping[str, PrivacyPolicy] | None = None,
 ) -> list[Trace]:
     """Every curated row of ``dataset`` with ``_source_key == source_key`` (one per source
-    that uses the key, and synthetic rows), traced back to raw. Raises ``LakeError`` when
-    there is no such row."""
+    that uses the key, and synthetic rows), traced back to raw. ``policies`` (by entity) add
+    the treatment when the row's ``_privacy_policy_version`` is the policy's (``DEFAULT_POLICY``
+    for entities without their own). Raises
+    ``LakeError`` when there is no such row."""
     from pyiceberg.expressions import EqualTo
 
     curated_name = f"curated.{dataset}"
@@ -160,6 +186,12 @@ def trace(
             else []
         )
         run_id = row.get("_run_id")
+        policy = (policies or {}).get(entity or "", (policies or {}).get(DEFAULT_POLICY))
+        treated = (
+            describe_treatment(policy)
+            if policy is not None and policy.version_tag == row.get("_privacy_policy_version")
+            else None
+        )
         traces.append(
             Trace(
                 dataset=dataset,
@@ -177,6 +209,7 @@ def trace(
                 raw_table=raw_name if versions else None,
                 raw_versions=versions,
                 run=_ledger_run(ledger, run_id),
+                treatment=treated,
             )
         )
     return traces
@@ -213,7 +246,12 @@ def is_point_id(target: str) -> bool:
 
 
 def trace_point(
-    store: VectorStore, lake: Lake, point_id: str, *, ledger: RunLedger | None = None
+    store: VectorStore,
+    lake: Lake,
+    point_id: str,
+    *,
+    ledger: RunLedger | None = None,
+    policies: Mapping[str, PrivacyPolicy] | None = None,
 ) -> PointTrace:
     """Trace a knowledge-base point: its payload's metadata, then its row in curated (when
     the dataset is a curated table that still holds the key). Raises ``LakeError`` when the
@@ -229,7 +267,7 @@ def trace_point(
     rows: list[Trace] = []
     if source_key is not None and f"curated.{dataset}" in set(lake.tables()):
         try:
-            rows = trace(lake, dataset, str(source_key), ledger=ledger)
+            rows = trace(lake, dataset, str(source_key), ledger=ledger, policies=policies)
         except LakeError:
             rows = []  # deleted since the load; the point's own lineage still tells
     return PointTrace(

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pipelines.lake import Lake
     from pipelines.ledger import RunLedger
     from pipelines.lineage import PointTrace, Trace
+    from privacy.policy import PrivacyPolicy
 
 
 @handles_errors
@@ -26,8 +27,9 @@ def lineage_command(target: str, config: Path, as_json: bool) -> None:
     lake_settings = lake_config(config)
     ledger = RunLedger(lake_settings.ledger) if lake_settings.ledger.exists() else None
     lake = Lake(lake_settings)
+    policies = _policies(config)
     if is_point_id(target):
-        point = _trace_point(config, lake, target, ledger)
+        point = _trace_point(config, lake, target, ledger, policies)
         if as_json:
             print_json(point.as_json())
             return
@@ -36,7 +38,7 @@ def lineage_command(target: str, config: Path, as_json: bool) -> None:
             _print_trace(t)
         return
     dataset, key = parse_target(target)
-    traces = trace(lake, dataset, key, ledger=ledger)
+    traces = trace(lake, dataset, key, ledger=ledger, policies=policies)
     if as_json:
         print_json([t.as_json() for t in traces])
         return
@@ -44,7 +46,31 @@ def lineage_command(target: str, config: Path, as_json: bool) -> None:
         _print_trace(t)
 
 
-def _trace_point(config: Path, lake: Lake, point_id: str, ledger: RunLedger | None) -> PointTrace:
+def _policies(config: Path) -> dict[str, PrivacyPolicy]:
+    """The privacy policies the pipeline config names, by entity (``DEFAULT_POLICY``: the
+    default); none when the config has no privacy section."""
+    from pipelines.config import load_config
+    from pipelines.lineage import DEFAULT_POLICY
+    from privacy.policy import load_policy
+
+    if not config.exists():
+        return {}
+    privacy = load_config(config).privacy
+    if privacy is None:
+        return {}
+    policies = {entity: load_policy(path) for entity, path in privacy.policies.items()}
+    if privacy.default is not None:
+        policies[DEFAULT_POLICY] = load_policy(privacy.default)
+    return policies
+
+
+def _trace_point(
+    config: Path,
+    lake: Lake,
+    point_id: str,
+    ledger: RunLedger | None,
+    policies: dict[str, PrivacyPolicy],
+) -> PointTrace:
     from index.stores import open_store
     from pipelines.commands.kb import load_kb_config
     from pipelines.lineage import trace_point
@@ -52,7 +78,7 @@ def _trace_point(config: Path, lake: Lake, point_id: str, ledger: RunLedger | No
     _, kb = load_kb_config(config)
     store = open_store(kb)
     try:
-        return trace_point(store, lake, point_id, ledger=ledger)
+        return trace_point(store, lake, point_id, ledger=ledger, policies=policies)
     finally:
         store.close()
 
@@ -100,6 +126,10 @@ def _print_trace(t: Trace) -> None:
     ]
     for label, value in lines:
         out.print(f"  {label:<15} {value if value is not None else '-'}", highlight=False)
+    if t.treatment is not None:
+        out.print("  privacy treatment:", highlight=False)
+        for what, action in t.treatment.items():
+            out.print(f"    {what:<22} {action}", highlight=False)
     out.print(f"  raw versions in {t.raw_table or '-'}:", highlight=False)
     for v in t.raw_versions:
         out.print(

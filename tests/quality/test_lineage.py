@@ -15,6 +15,7 @@ from pipelines.errors import ConfigError, ExitCode, LakeError
 from pipelines.lake import Lake
 from pipelines.ledger import RunLedger
 from pipelines.lineage import parse_target, run_events, trace, write_events
+from privacy.policy import load_policy
 
 from .conftest import T0, orders, replace, write_config
 
@@ -25,7 +26,7 @@ RUN_1 = "20250301T080000Z-aaaa0001"
 RUN_2 = "20250302T080000Z-bbbb0002"
 
 
-def build_lake(lake: Lake) -> None:
+def build_lake(lake: Lake, policy_version: str = "orders@3") -> None:
     """raw.erp_orders with two versions of order 2; curated.orders with a synthetic row."""
     first = orders(3, run_id=RUN_1)
     second = replace(orders(3, run_id=RUN_2).slice(1, 1), "_content_hash", ["h2-new"])
@@ -38,7 +39,7 @@ def build_lake(lake: Lake) -> None:
     synthetic = replace(orders(1, run_id=RUN_2), "_source", ["synth"])
     synthetic = replace(synthetic, "_source_key", ["s-1"])
     curated = pa.concat_tables([curated, synthetic])
-    curated = curated.append_column("_privacy_policy_version", pa.array(["orders@3"] * 4))
+    curated = curated.append_column("_privacy_policy_version", pa.array([policy_version] * 4))
     curated = curated.append_column("_synthetic", pa.array([False, False, False, True]))
     curated = curated.append_column(
         "_seed_keys", pa.array([None, None, None, ["1", "3"]], pa.list_(pa.string()))
@@ -74,6 +75,37 @@ def test_trace_a_curated_row_to_every_raw_version(lake: Lake, tmp_path: Path) ->
 
     with pytest.raises(LakeError, match="no row with _source_key '99'"):
         trace(lake, "orders", "99")
+
+
+POLICY = """\
+version: "3"
+dataset: orders
+key: {env: STEWARD_TEST_UNUSED_KEY}
+types: {CN_MOBILE: redact, BANK_CARD: {action: mask, keep_last: 4}}
+fields:
+  customer_name: {action: pseudonymize, domain: person}
+"""
+
+
+def test_trace_names_the_privacy_treatment_of_the_policy_version(
+    lake: Lake, tmp_path: Path
+) -> None:
+    path = tmp_path / "orders.policy.yaml"
+    path.write_text(POLICY, encoding="utf-8")
+    policy = load_policy(path)
+    build_lake(lake, policy_version=policy.version_tag)
+
+    [found] = trace(lake, "orders", "2", policies={"orders": policy})
+    assert found.treatment == {
+        "field:customer_name": "pseudonymize (domain=person)",
+        "type:BANK_CARD": "mask (char=*, keep_last=4)",
+        "type:CN_MOBILE": "redact",
+        "type:*": "redact",
+    }
+    # The policy file changed since the row was treated: no claim about how it was treated.
+    path.write_text(POLICY.replace("keep_last: 4", "keep_last: 2"), encoding="utf-8")
+    [found] = trace(lake, "orders", "2", policies={"orders": load_policy(path)})
+    assert found.treatment is None
 
 
 def test_lineage_command(lake: Lake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
