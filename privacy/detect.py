@@ -206,6 +206,8 @@ class Detector:
         size = len(classes)
         search = self._locator.search
         cluster = _CLUSTER.match
+        patterns_by_shape = self._by_shape.get
+        judge = self._judge
         pos = 0
         while (hit := search(classes, pos)) is not None:
             # The cluster around the anchor; most anchors sit between plain separators, which
@@ -219,7 +221,7 @@ class Detector:
             if pos < size and classes[pos] != _OUTSIDE:
                 pos = cluster(classes, pos).end()
             shape = classes[begin:pos]
-            compiled_for = self._by_shape.get(shape)
+            compiled_for = patterns_by_shape(shape)
             if compiled_for is None:
                 compiled_for = self._patterns_for(shape)
             slot = -1  # the text this cluster belongs to, found at its first match
@@ -231,7 +233,7 @@ class Detector:
                     start, end = match.span()
                     if slot < 0:
                         slot = bisect.bisect_right(starts, start) - 1
-                    finding = self._judge(compiled, text, view, start, end, starts[slot])
+                    finding = judge(compiled, text, view, start, end, starts[slot])
                     if finding is not None:
                         found.setdefault(slot, []).append(finding)
                     match = compiled.regex.search(view, end, pos)
