@@ -11,6 +11,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipelines.config import LakeConfig, load_config
 from pipelines.errors import StewardError
@@ -35,7 +36,14 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except StewardError as exc:
-            err.print(f"[red]error:[/red] {exc.one_line()}", markup=True, highlight=False)
+            # One line whatever the terminal's width (a scheduler greps it); the message's
+            # own brackets ("[stage ingest]") are text, not markup.
+            err.print(
+                f"[red]error:[/red] {escape(exc.one_line())}",
+                markup=True,
+                highlight=False,
+                soft_wrap=True,
+            )
             raise typer.Exit(int(exc.exit_code)) from None
 
     return wrapper
