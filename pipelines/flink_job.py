@@ -5,7 +5,8 @@ Graph (one Flink job, local mini-cluster by default, the same job on a cluster):
     Kafka table source (raw bytes + topic/partition/offset) ─┐
     landing ticks → keyed tailer (cursors in Flink state) ───┴─> union
         → Arrow map: parse, lineage, the transform chain (``pipelines.flink_events``)
-        → Iceberg sinks: raw.<source>_<entity>, clean.<entity>, quarantine.<stage>
+        → Iceberg sinks: raw.<source>_<entity>, clean.<entity>, quarantine.<stage>,
+          audit.stream_drops (keys and rule of the rows a rule dropped)
 
 Exactly once: source positions (Kafka offsets, file cursors) live in Flink checkpoints and the
 Iceberg sinks commit on the same checkpoints, so after a crash the job resumes from the newest
@@ -14,7 +15,10 @@ append (pyiceberg 0.8 cannot read the equality deletes an upsert writes).
 
 ``--once`` runs the same job from the same state until every source is caught up, then stops
 it with a savepoint (which commits the last events); the next run resumes from that savepoint.
-Flink only executes: what happens to an event is decided by ``EventBatchProcessor``.
+Flink only executes: what happens to an event is decided by ``EventBatchProcessor``. What
+happens after a commit (per-checkpoint accounting, the batch-level quality gate, the knowledge
+base) is the driver's ``CheckpointFollower`` (``pipelines.stream_checkpoints``), which reads
+only what the lake has committed, so it inherits the sinks' exactly-once.
 """
 
 from __future__ import annotations
