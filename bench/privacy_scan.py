@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import operator
 import os
 import sys
 import time
@@ -51,9 +52,12 @@ Scanner = Callable[[Sequence[str]], list[list[Span]]]
 
 def steward_scanner(types: Sequence[str] | None) -> Scanner:
     detector = Detector(types)
+    # attrgetter in C rather than a comprehension per text: the conversion is this script's
+    # cost, not the detector's, and Presidio's wrapper below pays one append per result.
+    span = operator.attrgetter("type", "start", "end")
 
     def scan(texts: Sequence[str]) -> list[list[Span]]:
-        return [[(f.type, f.start, f.end) for f in found] for found in detector.scan_many(texts)]
+        return [list(map(span, found)) for found in detector.scan_many(texts)]
 
     return scan
 

@@ -33,6 +33,8 @@ from privacy.entities import (
 from privacy.validators import VALIDATORS, Validator, Verdict
 
 _CONFIRMED, _REJECTED, _UNSURE = Verdict.CONFIRMED, Verdict.REJECTED, Verdict.UNSURE
+# ``Verdict.value`` is a descriptor lookup each time; findings are many.
+_VERDICT_VALUES = {verdict: verdict.value for verdict in Verdict}
 
 # Added to a candidate's score when a context word of its type precedes it (Presidio's
 # default context similarity factor).
@@ -278,7 +280,7 @@ class Detector:
             end=end - base,
             score=score,
             pattern=spec.name,
-            verdict=verdict.value,
+            verdict=_VERDICT_VALUES[verdict],
             context_word=word,
         )
 
