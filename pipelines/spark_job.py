@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -42,7 +43,17 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 _OUTCOME_COLUMNS = [f.name for f in OUTCOME_FIELDS]
-_TABLE_PROPERTIES = {"format-version": "2", "write.parquet.compression-codec": "zstd"}
+# Merge-on-read: a MERGE that changes 1% of the keys writes those rows and small position-delete
+# files, where copy-on-write rewrites every data file holding one of them (every file, when
+# the keys are spread). pyiceberg applies position deletes on read (not equality deletes, which
+# the batch job never writes).
+_TABLE_PROPERTIES = {
+    "format-version": "2",
+    "write.parquet.compression-codec": "zstd",
+    "write.merge.mode": "merge-on-read",
+    "write.update.mode": "merge-on-read",
+    "write.delete.mode": "merge-on-read",
+}
 # Columns that say which version of the rules and policies produced a row: a change in any of
 # them re-publishes the row even when its source content did not change.
 _VERSION_COLUMNS = ("_content_hash", "_rules_version", "_privacy_policy_version")
@@ -111,14 +122,40 @@ class EntityRead:
     soft_delete_column: str | None = None
 
 
+# The chains a Python worker has unpickled, by the digest of their pickle. Spark ships the
+# mapInArrow function with every task and a worker runs many tasks: keeping the chain lets the
+# rule packs, detectors and GX suites it builds on first use serve every later task.
+_WORKER_CHAINS: OrderedDict[str, Chain] = OrderedDict()
+_WORKER_CHAINS_KEPT = 8
+
+
+def _worker_chain(digest: str, blob: bytes) -> Chain:
+    import pickle
+
+    chain = _WORKER_CHAINS.get(digest)
+    if chain is None:
+        chain = _WORKER_CHAINS[digest] = pickle.loads(blob)
+        while len(_WORKER_CHAINS) > _WORKER_CHAINS_KEPT:
+            _WORKER_CHAINS.popitem(last=False)
+    _WORKER_CHAINS.move_to_end(digest)
+    return chain
+
+
 def _tag_partitions(chain: Chain) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The ``mapInArrow`` function: tags every row of every batch with its chain outcome."""
+    import hashlib
+
+    from pyspark import cloudpickle
+
+    blob = cloudpickle.dumps(chain)
+    digest = hashlib.sha256(blob).hexdigest()
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
 
+        live = _worker_chain(digest, blob)
         for batch in batches:
-            yield from chain.run(pa.Table.from_batches([batch])).to_batches()
+            yield from live.run(pa.Table.from_batches([batch])).to_batches()
 
     return run
 
@@ -662,10 +699,12 @@ class SparkBatchJob:
         name = self.table("curated", entity)
         source = self.spark.table(clean)
         self._ensure_table(source, name)
-        gone = (
-            self.spark.table(name)
-            .select("_source_key")
-            .join(source.select("_source_key"), "_source_key", "left_anti")
+        published = self.spark.table(name)
+        if "_synthetic" in published.columns:
+            # Approved synthetic samples live in curated only (synth/publish.py).
+            published = published.where(~F.coalesce(F.col("_synthetic"), F.lit(False)))
+        gone = published.select("_source_key").join(
+            source.select("_source_key"), "_source_key", "left_anti"
         )
         changes = self._changed(source, name).withColumn("_delete", F.lit(False))
         deletions = source.limit(0).unionByName(gone, allowMissingColumns=True)
