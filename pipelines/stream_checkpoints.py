@@ -24,8 +24,8 @@ notification commits two checkpoints in one snapshot, labelled with the later on
 checkpoint then does not balance on its own, so it is merged with the next ones
 (``_MAX_MERGED`` at most while the job runs) instead of failing. Committing an empty snapshot
 in every table at every checkpoint (``flink.max-continuous-empty-commits = 1``) would mark
-completeness directly, but nine catalog commits per checkpoint raised the median freshness
-from about 2 s to 14-20 s in the benchmark (bench/README.md).
+completeness directly, but costs nine catalog commits per checkpoint instead of two or three,
+and looked several times slower in the benchmark (bench/README.md).
 
 Per checkpoint and entity the counts are measured from the lake, not from side counters:
 ingest in = raw rows + ``quarantine.ingest`` rows; the chain's input is the raw rows, its
