@@ -754,6 +754,10 @@ def _knowledge_base_feed(
     if not feed.datasets:
         logger.warning("kb: no dataset reads a stream clean table; the stream loads none")
         return None
+    # A dataset naming a column the clean table lacks fails here, before the job starts.
+    for table, datasets in feed.datasets.items():
+        for dataset in datasets:
+            feed.columns(dataset, job.lake.table(table))
     return feed
 
 

@@ -239,7 +239,7 @@ class CheckpointSummary:
     checkpoint_id: int
     rows: dict[str, int]
     quality: str
-    knowledge_base: dict[str, dict[str, int]] = field(default_factory=dict)
+    knowledge_base: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class KnowledgeBaseFeed:
@@ -270,7 +270,8 @@ class KnowledgeBaseFeed:
             from index.loader import KnowledgeBaseLoader
             from index.stores import open_store
 
-            embedder = self._embedder() if callable(self._embedder) else self._embedder
+            given = self._embedder
+            embedder = given if hasattr(given, "embed") else given()  # type: ignore[operator]
             self._store = open_store(self.kb)
             self._loader = KnowledgeBaseLoader(self.kb, embedder, self._store)
         return self._loader
@@ -307,6 +308,7 @@ class KnowledgeBaseFeed:
                 "upserted": report.upserted,
                 "embedded": report.embedded,
                 "unchanged": report.unchanged,
+                "seconds": round(sum(report.seconds.values()), 2),
             }
         return done
 
