@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
 import pytest
 
 from ingest.crm import CrmCursor
@@ -115,3 +116,26 @@ def test_crm_rows_are_typed_by_their_contracts_and_drift_is_quarantined(
     curated = {t["_source_key"]: t for t in lake.read("curated.tickets").to_pylist()}
     assert curated["T-000006"]["status"] == "closed"
     assert curated["T-000005"]["account_id"] == tickets[5]["account_id"]
+
+
+def test_published_synthetic_samples_survive_the_next_batch_run(
+    spark: SparkSession, crm_config: PipelineConfig
+) -> None:
+    from pyiceberg.types import BooleanType
+
+    lake = Lake(crm_config.lake)
+    run_batch(spark, crm_config, "test")
+    table = lake.table("curated.accounts")
+    with table.transaction() as tx:
+        with tx.update_schema() as update:
+            update.add_column("_synthetic", BooleanType())
+        schema = tx.table_metadata.schema().as_arrow()
+        row = {name: None for name in schema.names}
+        row.update(_source="synth", _entity="accounts", _source_key="synth-1", _synthetic=True)
+        row.update(id=99001, name="合成示例有限公司")
+        tx.append(pa.Table.from_pylist([row], schema))
+
+    run_batch(spark, crm_config, "test", full=True)
+    keys = {r["_source_key"]: r for r in lake.read("curated.accounts").to_pylist()}
+    assert keys["synth-1"]["_synthetic"] is True
+    assert len(keys) == 13  # the 12 CRM accounts and the sample
