@@ -26,6 +26,13 @@ class ExitCode(IntEnum):
     RULE_TIMEOUT = 9  # a rule exceeded its time limit outside a record context
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (engines raise pages of JVM or Rust trace), or
+    its class name when it has no text: what a one-line error quotes of its cause."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class StewardError(Exception):
     """Base of every error meant for a person rather than a traceback."""
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.config import LakeConfig
-from pipelines.errors import ConfigError, LakeError
+from pipelines.errors import ConfigError, LakeError, first_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -129,7 +129,7 @@ class Lake:
                 self.catalog_name, uri=uri, warehouse=self.config.warehouse.resolve().as_uri()
             )
         except Exception as exc:  # sqlalchemy raises a family of driver-specific errors
-            raise LakeError(f"catalog {self.config.catalog.uri}: {_first_line(exc)}") from None
+            raise LakeError(f"catalog {self.config.catalog.uri}: {first_line(exc)}") from None
 
     def _sqlalchemy_uri(self) -> str:
         uri = self.config.catalog.uri.removeprefix("jdbc:")
@@ -151,7 +151,7 @@ class Lake:
         except LakeError:
             raise
         except Exception as exc:
-            raise LakeError(f"catalog {self.config.catalog.uri}: {_first_line(exc)}") from None
+            raise LakeError(f"catalog {self.config.catalog.uri}: {first_line(exc)}") from None
         return names
 
     def table(self, name: str) -> Table:
@@ -162,7 +162,7 @@ class Lake:
         except NoSuchTableError:
             raise LakeError(f"no table {name} in catalog {self.catalog_name}") from None
         except Exception as exc:
-            raise LakeError(f"table {name}: {_first_line(exc)}") from None
+            raise LakeError(f"table {name}: {first_line(exc)}") from None
 
     def read(self, name: str, snapshot_id: int | None = None, limit: int | None = None) -> pa.Table:
         """Read a table (at a snapshot) into Arrow."""
@@ -288,8 +288,3 @@ class Lake:
             {k: (str(v) if k == "_path" else v) for k, v in m.items() if k != "schema"}
             for m in self._release_manifests(self.config.releases / dataset)
         ]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -29,7 +29,13 @@ from ingest.erp import JdbcReader
 from ingest.lineage import with_lineage
 from pipelines.chain import OUTCOME_FIELDS, Chain, stage_counts
 from pipelines.config import JdbcSource, JdbcTable, PipelineConfig
-from pipelines.errors import ConfigError, LakeError, QualityGateFailed, StewardError
+from pipelines.errors import (
+    ConfigError,
+    LakeError,
+    QualityGateFailed,
+    StewardError,
+    first_line,
+)
 from pipelines.lake import LINEAGE_COLUMNS, Lake
 from pipelines.ledger import RunRecord, StageCounts
 from pipelines.quality import QualityGate, ZoneStats, raise_if_failed
@@ -391,7 +397,7 @@ class SparkBatchJob:
         try:
             marked = mark_rows(read.frame, plan)
         except AnalysisException as exc:
-            plan = with_broken(plan, f"a column cannot be cast: {_first_line(exc)}")
+            plan = with_broken(plan, f"a column cannot be cast: {first_line(exc)}")
             marked = mark_rows(read.frame, plan)
         marked = pinned(marked)
         rows_in = marked.count()
@@ -550,7 +556,7 @@ class SparkBatchJob:
             raise
         except Exception as exc:
             raise LakeError(
-                f"{operation} into {name} failed, nothing committed: {_first_line(exc)}"
+                f"{operation} into {name} failed, nothing committed: {first_line(exc)}"
             ) from None
         after = self._snapshot_id(name)
         if after != before:
@@ -727,10 +733,6 @@ class SparkBatchJob:
         duplicates = table.groupBy(*key).count().where(F.col("count") > 1)
         row = table.agg(F.count(F.lit(1)).alias("rows")).collect()[0]
         return ZoneStats(rows=row["rows"], duplicate_keys=duplicates.count())
-
-
-def _first_line(exc: BaseException) -> str:
-    return next(iter(str(exc).strip().splitlines()), type(exc).__name__)
 
 
 def _entities(source: JdbcSource | CrmSource) -> list[str]:

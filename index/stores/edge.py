@@ -18,18 +18,13 @@ from index.config import EdgeStoreConfig
 from index.errors import VectorStoreError
 from index.points import CHUNK_HASH_PATH, PAYLOAD_HASH_PATH
 from index.stores.base import Hit, Match, StoredPoint, batched
-from pipelines.errors import ConfigError
+from pipelines.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     import qdrant_edge
 
 _SCROLL_PAGE = 2048
 _CONFIG_FILE = "edge_config.json"  # written by EdgeShard.create; marks an existing shard
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 class EdgeStore:
@@ -51,7 +46,7 @@ class EdgeStore:
         try:
             return opener()
         except Exception as exc:  # the bindings raise a bare Exception with the engine's text
-            message = _first_line(exc)
+            message = first_line(exc)
             locked = "WouldBlock" in message
             why = "held by another process (a load or search running?)" if locked else message
             raise VectorStoreError(

@@ -18,17 +18,12 @@ from index.config import QdrantStoreConfig
 from index.errors import VectorStoreError
 from index.points import CHUNK_HASH_PATH, PAYLOAD_HASH_PATH
 from index.stores.base import Hit, Match, StoredPoint, batched
-from pipelines.errors import ConfigError, StewardError
+from pipelines.errors import ConfigError, StewardError, first_line
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient, models
 
 _SCROLL_PAGE = 2048
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 class QdrantStore:
@@ -69,7 +64,7 @@ class QdrantStore:
         except StewardError:
             raise
         except Exception as exc:  # qdrant-client raises transport-specific families
-            text = _first_line(exc)
+            text = first_line(exc)
             locked = "already accessed by another instance" in text
             raise VectorStoreError(
                 f"qdrant {self._where} collection {self._collection}: {action} failed: {text}",
