@@ -268,16 +268,21 @@ class QualityResult:
         return cls(checks=checks, **fields)
 
 
-def raise_if_failed(result: QualityResult) -> None:
-    """Raise ``QualityGateFailed`` naming the entity, gate and failed checks."""
-    if result.passed:
-        return
-    failed = "; ".join(
+def failure_details(result: QualityResult) -> list[str]:
+    """Each blocking failure as ``name (error) (n rows)``: counts, never values."""
+    return [
         c.name
         + (f" ({c.error})" if c.error else "")
         + (f" ({c.unexpected_count} rows)" if c.unexpected_count else "")
         for c in result.failures
-    )
+    ]
+
+
+def raise_if_failed(result: QualityResult) -> None:
+    """Raise ``QualityGateFailed`` naming the entity, gate and failed checks."""
+    if result.passed:
+        return
+    failed = "; ".join(failure_details(result))
     raise QualityGateFailed(
         f"{result.entity}: {len(result.failures)} failed at gate {result.gate}: {failed}",
         stage=f"quality.{result.gate}",
@@ -929,6 +934,7 @@ __all__ = [
     "ZoneStats",
     "check_batch",
     "contract_checks",
+    "failure_details",
     "raise_if_failed",
     "schema_problems",
     "to_pandas",

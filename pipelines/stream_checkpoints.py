@@ -546,7 +546,7 @@ class CheckpointFollower:
         """
         if self.gate is None:
             return None
-        from pipelines.quality import check_batch
+        from pipelines.quality import check_batch, failure_details
 
         failures = []
         for entity, name in self.tables.clean.items():
@@ -570,12 +570,7 @@ class CheckpointFollower:
             self._quality[entity] = merged
             self.gate.reports.write(merged)
             if not result.passed:
-                failed = ", ".join(
-                    c.name
-                    + (f" ({c.error})" if c.error else "")
-                    + (f" ({c.unexpected_count} rows)" if c.unexpected_count else "")
-                    for c in result.failures
-                )
+                failed = ", ".join(failure_details(result))
                 failures.append(f"{entity} failed at gate {QUALITY_GATE}: {failed}")
         return "; ".join(failures) or None
 

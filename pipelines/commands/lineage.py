@@ -102,8 +102,7 @@ def _print_point(p: PointTrace) -> None:
         ("rule packs", p.lineage.get("_rules_version")),
         ("privacy policy", p.lineage.get("_privacy_policy_version")),
     ]
-    for label, value in lines:
-        out.print(f"  {label:<15} {value if value is not None else '-'}", highlight=False)
+    _print_lines(lines)
     if not p.rows:
         out.print(f"  (no row with this key in curated.{p.dataset} now)", highlight=False)
 
@@ -124,8 +123,7 @@ def _print_trace(t: Trace) -> None:
         ("privacy policy", t.privacy_policy_version),
         ("synthetic", f"yes, seeds {', '.join(t.seed_keys) or '-'}" if t.synthetic else "no"),
     ]
-    for label, value in lines:
-        out.print(f"  {label:<15} {value if value is not None else '-'}", highlight=False)
+    _print_lines(lines)
     if t.treatment is not None:
         out.print("  privacy treatment:", highlight=False)
         for what, action in t.treatment.items():
@@ -137,3 +135,8 @@ def _print_trace(t: Trace) -> None:
             f"  hash {(v.content_hash or '')[:12]}",
             highlight=False,
         )
+
+
+def _print_lines(lines: list[tuple[str, object]]) -> None:
+    for label, value in lines:
+        out.print(f"  {label:<15} {value if value is not None else '-'}", highlight=False)
