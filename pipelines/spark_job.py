@@ -729,10 +729,13 @@ class SparkBatchJob:
         contract = self.gate.contracts.get(entity)
         if contract is None:
             return None
-        key = [F.col(k) for k in contract.key]
-        duplicates = table.groupBy(*key).count().where(F.col("count") > 1)
-        row = table.agg(F.count(F.lit(1)).alias("rows")).collect()[0]
-        return ZoneStats(rows=row["rows"], duplicate_keys=duplicates.count())
+        # One scan: rows per key value, then the table's rows and the keys held twice or more.
+        per_key = table.groupBy(*[F.col(k) for k in contract.key]).count()
+        row = per_key.agg(
+            F.sum("count").alias("rows"),
+            F.count(F.when(F.col("count") > 1, True)).alias("duplicate_keys"),
+        ).collect()[0]
+        return ZoneStats(rows=int(row["rows"] or 0), duplicate_keys=row["duplicate_keys"])
 
 
 def _entities(source: JdbcSource | CrmSource) -> list[str]:
