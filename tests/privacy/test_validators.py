@@ -198,8 +198,16 @@ def test_ip_equals_ipaddress() -> None:
             "".join(rng.choice(hexdigits) for _ in range(rng.choice([0, 1, 2, 4, 4, 5])))
             for _ in range(rng.choice([7, 8, 8, 9]))
         ]
-        for text in (quad, ":".join(groups), ":".join(["0"] * 8), "::", "::1", "1::2::3"):
+        # Compressed: "::" in place of a random run of groups (possibly all, or none left).
+        cut = rng.randint(0, len(groups))
+        compressed = ":".join(groups[:cut]) + "::" + ":".join(groups[cut + rng.randint(0, 2) :])
+        clock = ":".join(f"{rng.randint(0, 99):02d}" for _ in range(rng.randint(2, 4)))
+        tail = ":".join(groups[: rng.randint(0, 7)]) + rng.choice([":", "::"]) + quad
+        for text in (quad, ":".join(groups), compressed, clock, tail):
             assert validate("ip", text) is expected(text), text
+    edge_cases = ("::", "::1", "1::", "1::2::3", ":::", ":1::2", "1:2:3:4:5:6:7::", "::0:0")
+    for text in (*edge_cases, "1::2:3:4:5:6:7:8", "::0.0.0.0", ":".join(["0"] * 8)):
+        assert validate("ip", text) is expected(text), text
 
 
 @pytest.mark.parametrize(
