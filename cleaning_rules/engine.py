@@ -123,11 +123,11 @@ class RuleSet:
             if not isinstance(value, str):
                 continue
             outcome = run_field(field_plan, value, timeout, before)
-            if outcome.changes or outcome.decision is not None:
+            if outcome is not None:
                 hits.append((field_plan.field, outcome))
                 if outcome.decision is not None:
                     before = outcome.decision[:2]
-        return _combine(record, hits)
+        return _combine(record, hits) if hits else RecordResult(dict(record))
 
     def apply_batch(
         self, entity: str, records: Sequence[Mapping[str, object]]
@@ -206,11 +206,16 @@ def _rebuild_ruleset(packs: tuple[LoadedPack, ...], timeout: float) -> RuleSet:
 def _combine(
     record: Mapping[str, object], hits: Sequence[tuple[str, FieldOutcome]]
 ) -> RecordResult:
-    """A record's result from the outcomes of its fields that changed or decided, as if the
-    rules had run one by one over all fields: the earliest decision wins, and ``fired`` holds
-    the changes that rule order makes before it."""
-    if not hits:
-        return RecordResult(dict(record))
+    """A record's result from the outcomes of its fields that changed or decided (at least
+    one), as if the rules had run one by one over all fields: the earliest decision wins, and
+    ``fired`` holds the changes that rule order makes before it."""
+    if len(hits) == 1:
+        # The usual case, built directly: one field changed (or decided) in this record.
+        field, outcome = hits[0]
+        if outcome.decision is None:
+            cleaned = dict(record)
+            cleaned[field] = outcome.value
+            return RecordResult(cleaned, "keep", None, None, outcome.fired, None)
     decided: Decision | None = None
     decided_field = ""
     for field, outcome in hits:
@@ -221,8 +226,7 @@ def _combine(
         cleaned = dict(record)
         for field, outcome in hits:
             cleaned[field] = outcome.value
-        fired = hits[0][1].fired if len(hits) == 1 else _fired(hits, None)
-        return RecordResult(cleaned, fired=fired)
+        return RecordResult(cleaned, "keep", None, None, _fired(hits, None), None)
     index, slot, verdict, rule_id, reason = decided
     fired = _fired(hits, (index, slot))
     return RecordResult(dict(record), verdict, rule_id, reason, fired, decided_field)

@@ -23,9 +23,12 @@ from cleaning_rules.joined import search_each, sub_each
 from cleaning_rules.prefilter import CannotMatch, Trigger, fold_preimage
 from cleaning_rules.rules import CompiledRule, Rewrite, TextRule, Verdict, VerdictRule
 
-# (index, slot, rule id, exact prefilter, rewrite of a text rule, verdict rule, the rule): a
-# tuple, so the hot loop unpacks it into locals instead of looking up attributes.
-Step = tuple[int, int, str, CannotMatch | None, Rewrite | None, VerdictRule | None, CompiledRule]
+# (index, slot, rule id, exact prefilter, rewrite of a text rule, verdict rule, the rule, the
+# gate bits its introduced characters wake or None): a tuple, so the hot loop unpacks it into
+# locals instead of looking up attributes.
+Step = tuple[
+    int, int, str, CannotMatch | None, Rewrite | None, VerdictRule | None, CompiledRule, int | None
+]
 Gate = Callable[[str], int]
 
 
@@ -95,27 +98,29 @@ Change = tuple[int, int, str]  # (index, slot, rule id) of a rule that changed t
 class FieldOutcome(NamedTuple):
     """One value through one field's plan: the cleaned text, the rules that changed it (as
     changes, and as rule ids in order, once each), and the first rule that dropped or
-    quarantined it (None: kept)."""
+    quarantined it (None: kept).
+
+    ``fired`` is stored, not derived on demand: a batch shares one outcome among every record
+    that holds the value, and each of their results needs it.
+    """
 
     value: str
     changes: tuple[Change, ...]
     decision: Decision | None
+    fired: tuple[str, ...]
 
     @classmethod
     def of(cls, value: str, changes: list[Change], decision: Decision | None) -> FieldOutcome:
         """The outcome, with ``changes`` (in rule order) frozen."""
-        return cls(value, tuple(changes), decision)
-
-    @property
-    def fired(self) -> tuple[str, ...]:
-        """The ids of the rules that changed the value, in rule order, once each."""
-        return tuple(dict.fromkeys(rule_id for _, _, rule_id in self.changes))
+        fired = tuple(dict.fromkeys(rule_id for _, _, rule_id in changes))
+        return cls(value, tuple(changes), decision, fired)
 
 
 def run_field(
     plan: FieldPlan, value: str, timeout: float, before: tuple[int, int] | None = None
-) -> FieldOutcome:
-    """Run ``value`` through ``plan``, each regex under ``timeout`` seconds.
+) -> FieldOutcome | None:
+    """Run ``value`` through ``plan``, each regex under ``timeout`` seconds; None when no rule
+    changed or decided on it (most values of most fields: no outcome is built for them).
 
     Work stops at the first decision (a drop, a quarantine, or a timeout, which quarantines),
     and with ``before`` at the first step that rule order would reach after that point (a
@@ -147,7 +152,7 @@ def run_field(
         except TimeoutError:
             decision = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
             return FieldOutcome.of(value, changes, decision)
-    return FieldOutcome.of(value, changes, None)
+    return FieldOutcome.of(value, changes, None) if changes else None
 
 
 def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> dict[int, FieldOutcome]:
