@@ -31,7 +31,7 @@ from cleaning_rules.plan import (
     FieldPlan,
     compile_field_plan,
     run_column,
-    run_field,
+    run_field_remembered,
 )
 from cleaning_rules.rules import CompiledRule, Verdict
 from pipelines.errors import ConfigError
@@ -111,6 +111,8 @@ class RuleSet:
         names; values that are not strings (None, numbers) are left as they are. The first
         rule that drops or quarantines the record ends the work on it; a regex that runs past
         the time limit quarantines the record with that rule's id and reason ``timeout``.
+        The outcomes of short values are remembered per field, so a value seen on a recent
+        record is not cleaned again.
         """
         plan = self._plans.get(entity)
         if plan is None:
@@ -122,11 +124,12 @@ class RuleSet:
             value = record.get(field_plan.field)
             if not isinstance(value, str):
                 continue
-            outcome = run_field(field_plan, value, timeout, before)
+            outcome = run_field_remembered(field_plan, value, timeout, before)
             if outcome is not None:
                 hits.append((field_plan.field, outcome))
-                if outcome.decision is not None:
-                    before = outcome.decision[:2]
+                decision = outcome.decision
+                if decision is not None and (before is None or decision[:2] < before):
+                    before = decision[:2]
         return _combine(record, hits) if hits else RecordResult(dict(record))
 
     def apply_batch(

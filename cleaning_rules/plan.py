@@ -35,11 +35,13 @@ Gate = Callable[[str], int]
 class FieldPlan(NamedTuple):
     """The steps that run on one field, in rule order, and the gate over them: bit ``i`` of
     ``gate(text)`` is set when ``steps[i]`` may change or match ``text``. A tuple, unpacked
-    once per field in the hot loop."""
+    once per field in the hot loop. ``remembered`` holds recent outcomes by value for the
+    record-by-record path (:func:`run_field_remembered`)."""
 
     field: str
     steps: tuple[Step, ...]
     gate: Gate
+    remembered: dict[str, FieldOutcome | None]
 
 
 def compile_field_plan(field: str, rules: Sequence[tuple[int, int, CompiledRule]]) -> FieldPlan:
@@ -54,7 +56,7 @@ def compile_field_plan(field: str, rules: Sequence[tuple[int, int, CompiledRule]
             steps.append((index, slot, rule.rule_id, rule.skip, rule.rewrite, None, rule, wakes))
         else:
             steps.append((index, slot, rule.rule_id, rule.skip, None, rule, rule, None))
-    return FieldPlan(field, tuple(steps), gate)
+    return FieldPlan(field, tuple(steps), gate, {})
 
 
 def trigger_gate(triggers: Sequence[Trigger | None]) -> Gate:
@@ -153,6 +155,45 @@ def run_field(
             decision = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
             return FieldOutcome.of(value, changes, decision)
     return FieldOutcome.of(value, changes, None) if changes else None
+
+
+# Short values repeat from record to record (drug names, units, cities, log templates), as they
+# do within a batch, where each distinct value is cleaned once: the record-by-record path
+# remembers the outcomes of the last few thousand short values of each field. Long values
+# (contract bodies) rarely repeat and would cost memory. The memory is emptied when full:
+# cheaper than keeping an LRU order on every call, and safe when threads share a rule set.
+REMEMBERED_VALUES = 4096
+REMEMBERED_LENGTH = 256
+_UNSEEN = object()
+
+
+def run_field_remembered(
+    plan: FieldPlan, value: str, timeout: float, before: tuple[int, int] | None = None
+) -> FieldOutcome | None:
+    """:func:`run_field`, or the outcome it gave on the same value before.
+
+    A remembered outcome is complete (run without ``before``): it may hold a decision after
+    ``before``, which the caller's earliest-decision rule sets aside, as for a batch. A
+    timeout is never remembered: it says how busy the machine was, not what the value is.
+    """
+    remembered = plan.remembered
+    outcome = remembered.get(value, _UNSEEN)
+    if outcome is not _UNSEEN:
+        return outcome  # type: ignore[return-value]
+    outcome = run_field(plan, value, timeout, before)
+    if before is None and len(value) <= REMEMBERED_LENGTH and not _timed_out(outcome):
+        if len(remembered) >= REMEMBERED_VALUES:
+            remembered.clear()
+        remembered[value] = outcome
+    return outcome
+
+
+def _timed_out(outcome: FieldOutcome | None) -> bool:
+    return (
+        outcome is not None
+        and outcome.decision is not None
+        and (outcome.decision[4] == TIMEOUT_REASON)
+    )
 
 
 def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> dict[int, FieldOutcome]:

@@ -6,10 +6,13 @@ import pickle
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cleaning_rules import plan as plan_module
 from cleaning_rules.engine import RecordResult, RuleSet, load_packs
+from cleaning_rules.plan import REMEMBERED_LENGTH
 
 WritePack = Callable[..., Path]
 MEDICAL = load_packs(["common", "medical"])
@@ -126,6 +129,79 @@ def test_catastrophic_regex_quarantines_quickly(write_pack: WritePack) -> None:
     assert result.record == {"text": "a" * 5000 + "b", "id": 7}
     # The run goes on: the next record is cleaned as usual.
     assert ruleset.apply("notes", {"text": "ba"}).record == {"text": "c"}
+
+
+OVERLAPPING = r"""
+- id: demo.overlapping
+  description: overlapping branches under a quantifier, exponential on a short near miss
+  action: replace
+  pattern: '(a|aa)+$'
+  replacement: ''
+  examples: [{in: b}]
+"""
+
+
+def counting_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The values the engine runs through a field's rules from now on (not remembered ones)."""
+    runs: list[str] = []
+    original = plan_module.run_field
+
+    def run_field(*args: Any) -> Any:
+        runs.append(args[1])
+        return original(*args)
+
+    monkeypatch.setattr(plan_module, "run_field", run_field)
+    return runs
+
+
+def test_record_path_remembers_short_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    ruleset = load_packs(["common", "medical"])
+    runs = counting_runs(monkeypatch)
+    first = ruleset.apply("medical_orders", {"id": 1, "prescription": "阿莫西林 0.5g bid"})
+    second = ruleset.apply("medical_orders", {"id": 2, "prescription": "阿莫西林 0.5g bid"})
+    assert runs == ["阿莫西林 0.5g bid"]
+    assert second.record == {**first.record, "id": 2} and second.fired == first.fired
+    long_text = "阿莫西林 0.5g bid " * 20  # past REMEMBERED_LENGTH: cleaned every time
+    for _ in range(2):
+        ruleset.apply("medical_orders", {"prescription": long_text})
+    assert runs[1:] == [long_text, long_text] and len(long_text) > REMEMBERED_LENGTH
+
+
+def test_remembered_decision_leaves_the_earliest_rule_deciding(write_pack: WritePack) -> None:
+    # b is decided by the first rule, a by the second: whichever field's outcome is
+    # remembered, the record's decision goes to the rule that comes first.
+    folder = write_pack(
+        rules="""
+        - id: demo.b_first
+          description: x in b
+          action: quarantine
+          fields: [b]
+          pattern: x
+          reason: x in b
+          examples: [{in: x, verdict: quarantine}]
+        - id: demo.a_second
+          description: x in a
+          action: drop_record
+          fields: [a]
+          pattern: x
+          reason: x in a
+          examples: [{in: x, verdict: drop}]
+        """,
+        fields="a, b",
+    )
+    ruleset = load_packs(["demo"], folder)
+    ruleset.apply("notes", {"a": "x", "b": "y"})  # a's outcome (a drop) is remembered
+    result = ruleset.apply("notes", {"a": "x", "b": "x"})
+    assert (result.verdict, result.rule_id, result.field) == ("quarantine", "demo.b_first", "b")
+
+
+def test_timeout_is_not_remembered(write_pack: WritePack, monkeypatch: pytest.MonkeyPatch) -> None:
+    ruleset = load_packs(["demo"], write_pack(rules=OVERLAPPING), timeout=0.02)
+    runs = counting_runs(monkeypatch)
+    near_miss = "a" * 40 + "b"  # short enough to be remembered, were it not a timeout
+    for _ in range(2):
+        assert ruleset.apply("notes", {"text": near_miss}).reason == "timeout"
+    assert runs == [near_miss, near_miss]
 
 
 def test_version_is_stable_and_order_free() -> None:
