@@ -11,6 +11,7 @@ import pytest
 from faker import Faker
 from stdnum import iban, luhn
 from stdnum.cn import uscc
+from stdnum.es import ccc
 from stdnum.iso7064 import mod_97_10
 from stdnum.us import ssn
 
@@ -21,6 +22,7 @@ from privacy.validators import (
     gb11714_check_char,
     luhn_valid,
     mod97_valid,
+    spanish_ccc_valid,
     uscc_check_char,
     validate,
 )
@@ -148,6 +150,19 @@ def test_mod97_equals_stdnum() -> None:
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 34)))
         assert mod97_valid(text) == mod_97_10.is_valid(text), text
+
+
+def test_spanish_ccc_equals_stdnum() -> None:
+    rng = random.Random(7)
+    for _ in range(20_000):
+        account = "".join(rng.choice(string.digits) for _ in range(20))
+        # Half of them with check digits that pass, so both answers are exercised.
+        if rng.random() < 0.5:
+            account = account[:8] + ccc.calc_check_digits(account) + account[10:]
+        assert spanish_ccc_valid(account) == ccc.is_valid(account), account
+    # The IBAN validator passes the account compact: any other length or character is out.
+    for text in ("2100041845020005133", "210004184502000513322", "2100041845020005133X"):
+        assert not spanish_ccc_valid(text)
 
 
 def test_iban_equals_stdnum() -> None:
