@@ -30,7 +30,7 @@ from cleaning_rules.plan import (
     FieldOutcome,
     FieldPlan,
     compile_field_plan,
-    run_column,
+    run_column_remembered,
     run_field_remembered,
 )
 from cleaning_rules.rules import CompiledRule, Verdict
@@ -112,7 +112,7 @@ class RuleSet:
         rule that drops or quarantines the record ends the work on it; a regex that runs past
         the time limit quarantines the record with that rule's id and reason ``timeout``.
         The outcomes of short values are remembered per field, so a value seen on a recent
-        record is not cleaned again.
+        record or batch is not cleaned again.
         """
         plan = self._plans.get(entity)
         if plan is None:
@@ -139,10 +139,11 @@ class RuleSet:
 
         Each distinct value of a field is cleaned once per batch and its outcome reused for
         every record that holds it (text columns repeat: drug names, units, cities, log
-        templates). A value is cleaned through all of its field's rules even when another
-        field of its record was already dropped, so that the outcome can be shared; the
-        decision still goes to the earliest rule, as in :meth:`apply`. A value that timed out
-        is quarantined in every record of the batch that holds it.
+        templates); a short value seen in a recent batch or record is not cleaned again. A
+        value is cleaned through all of its field's rules even when another field of its
+        record was already dropped, so that the outcome can be shared; the decision still goes
+        to the earliest rule, as in :meth:`apply`. A value that timed out is quarantined in
+        every record of the batch that holds it.
         """
         plan = self._plans.get(entity)
         if plan is None:
@@ -153,10 +154,7 @@ class RuleSet:
             field = field_plan.field
             column = [record.get(field) for record in records]
             distinct = list(dict.fromkeys(value for value in column if isinstance(value, str)))
-            active = {
-                distinct[position]: outcome
-                for position, outcome in run_column(field_plan, distinct, timeout).items()
-            }
+            active = run_column_remembered(field_plan, distinct, timeout)
             if not active:
                 continue
             for row, value in enumerate(column):

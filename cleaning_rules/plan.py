@@ -35,8 +35,8 @@ Gate = Callable[[str], int]
 class FieldPlan(NamedTuple):
     """The steps that run on one field, in rule order, and the gate over them: bit ``i`` of
     ``gate(text)`` is set when ``steps[i]`` may change or match ``text``. A tuple, unpacked
-    once per field in the hot loop. ``remembered`` holds recent outcomes by value for the
-    record-by-record path (:func:`run_field_remembered`)."""
+    once per field in the hot loop. ``remembered`` holds recent outcomes by value
+    (:func:`run_field_remembered`, :func:`run_column_remembered`)."""
 
     field: str
     steps: tuple[Step, ...]
@@ -157,11 +157,11 @@ def run_field(
     return FieldOutcome.of(value, changes, None) if changes else None
 
 
-# Short values repeat from record to record (drug names, units, cities, log templates), as they
-# do within a batch, where each distinct value is cleaned once: the record-by-record path
-# remembers the outcomes of the last few thousand short values of each field. Long values
-# (contract bodies) rarely repeat and would cost memory. The memory is emptied when full:
-# cheaper than keeping an LRU order on every call, and safe when threads share a rule set.
+# Short values repeat from record to record and from batch to batch (drug names, units,
+# cities, log templates): each field remembers the outcomes of the last few thousand short
+# values it cleaned, on either path. Long values (contract bodies) rarely repeat and would cost
+# memory. The memory is emptied when full: cheaper than keeping an LRU order on every call,
+# and safe when threads share a rule set.
 REMEMBERED_VALUES = 4096
 REMEMBERED_LENGTH = 256
 _UNSEEN = object()
@@ -173,27 +173,53 @@ def run_field_remembered(
     """:func:`run_field`, or the outcome it gave on the same value before.
 
     A remembered outcome is complete (run without ``before``): it may hold a decision after
-    ``before``, which the caller's earliest-decision rule sets aside, as for a batch. A
-    timeout is never remembered: it says how busy the machine was, not what the value is.
+    ``before``, which the caller's earliest-decision rule sets aside, as for a batch.
     """
-    remembered = plan.remembered
-    outcome = remembered.get(value, _UNSEEN)
+    outcome = plan.remembered.get(value, _UNSEEN)
     if outcome is not _UNSEEN:
         return outcome  # type: ignore[return-value]
     outcome = run_field(plan, value, timeout, before)
-    if before is None and len(value) <= REMEMBERED_LENGTH and not _timed_out(outcome):
-        if len(remembered) >= REMEMBERED_VALUES:
-            remembered.clear()
-        remembered[value] = outcome
+    if before is None:
+        _remember(plan.remembered, value, outcome)
     return outcome
 
 
-def _timed_out(outcome: FieldOutcome | None) -> bool:
-    return (
+def run_column_remembered(
+    plan: FieldPlan, values: Sequence[str], timeout: float
+) -> dict[str, FieldOutcome]:
+    """The outcomes of the distinct ``values`` that a rule changed or decided on, by value:
+    remembered ones as they were, the others from one :func:`run_column` over them."""
+    remembered = plan.remembered
+    active: dict[str, FieldOutcome] = {}
+    unseen: list[str] = []
+    for value in values:
+        outcome = remembered.get(value, _UNSEEN)
+        if outcome is _UNSEEN:
+            unseen.append(value)
+        elif outcome is not None:
+            active[value] = outcome  # type: ignore[assignment]
+    outcomes = run_column(plan, unseen, timeout)
+    for position, value in enumerate(unseen):
+        outcome = outcomes.get(position)
+        _remember(remembered, value, outcome)
+        if outcome is not None:
+            active[value] = outcome
+    return active
+
+
+def _remember(
+    remembered: dict[str, FieldOutcome | None], value: str, outcome: FieldOutcome | None
+) -> None:
+    # A timeout is never remembered: it says how busy the machine was, not what the value is.
+    if len(value) > REMEMBERED_LENGTH or (
         outcome is not None
         and outcome.decision is not None
-        and (outcome.decision[4] == TIMEOUT_REASON)
-    )
+        and outcome.decision[4] == TIMEOUT_REASON
+    ):
+        return
+    if len(remembered) >= REMEMBERED_VALUES:
+        remembered.clear()
+    remembered[value] = outcome
 
 
 def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> dict[int, FieldOutcome]:
