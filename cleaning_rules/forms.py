@@ -34,7 +34,7 @@ from cleaning_rules.numerals import (
     positional_value,
 )
 from cleaning_rules.parties import DECLARATION_TRIGGER, PLACEHOLDER_CHARS, contract_parties
-from cleaning_rules.prefilter import Trigger
+from cleaning_rules.prefilter import Trigger, no_char_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +143,7 @@ def _whitespace(text: str) -> str:
     return text.strip()
 
 
-_OTHER_WHITESPACE = WHITESPACE_CHARS - {" ", "\n"}
+_NO_OTHER_WHITESPACE = no_char_of(WHITESPACE_CHARS - {" ", "\n"})
 
 
 def _whitespace_unchanged(text: str) -> bool:
@@ -152,7 +152,7 @@ def _whitespace_unchanged(text: str) -> bool:
         return "  " not in text and text == text.strip()
     # Several lines: no other white space, no space at a line's edge, at most one blank line.
     return (
-        _OTHER_WHITESPACE.isdisjoint(text)
+        _NO_OTHER_WHITESPACE(text)
         and "  " not in text
         and " \n" not in text
         and "\n " not in text

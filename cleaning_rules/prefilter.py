@@ -25,6 +25,7 @@ Two more shapes are read from the same parse:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -209,8 +210,7 @@ def _absent_anywhere(strings: frozenset[str]) -> CannotMatch:
     if len(strings) > _MAX_STRINGS or (len(strings) > 1 and all(len(s) == 1 for s in strings)):
         # Characters: one C-level pass over the text; a string stands for one of its
         # characters, which loses selectivity but never skips a match.
-        chars = frozenset(min(s) for s in strings)
-        return chars.isdisjoint
+        return no_char_of(frozenset(min(s) for s in strings))
     needles = sorted(strings)
     if len(needles) == 1:
         (a,) = needles
@@ -219,6 +219,20 @@ def _absent_anywhere(strings: frozenset[str]) -> CannotMatch:
         a, b = needles
         return lambda text: a not in text and b not in text
     return lambda text: not any(map(text.__contains__, needles))
+
+
+def no_char_of(chars: Iterable[str]) -> CannotMatch:
+    """A test that is True when the text holds none of ``chars`` (single characters).
+
+    One scan by the standard library's ``re`` over a class of the characters written out: in
+    C, with no object per character, several times faster on a long Chinese text than
+    ``frozenset.isdisjoint``, which makes a string object for each character outside
+    Latin-1. A class of literal characters without flags matches the same in any engine, and
+    cannot backtrack.
+    """
+    members = "".join(re.escape(char) for char in sorted(chars))
+    search = re.compile(f"[{members}]").search
+    return lambda text: search(text) is None
 
 
 def _outside_alphabet(judge: regex.Pattern[str]) -> CannotMatch:
