@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
+from typing import NamedTuple
 
 from privacy.entities import (
     ANCHOR_TOKEN_START,
@@ -78,9 +81,13 @@ _FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789"
 _SHAPE_CACHE_SIZE = 1 << 16
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One piece of PII: ``text[start:end]`` is a ``type``, with a score and the reason."""
+class Finding(NamedTuple):
+    """One piece of PII: ``text[start:end]`` is a ``type``, with a score and the reason.
+
+    A named tuple rather than a frozen dataclass: the scan builds one per finding, and a
+    frozen dataclass sets each field through ``object.__setattr__``, which costs three
+    times as much.
+    """
 
     type: str
     start: int
@@ -111,15 +118,43 @@ class Finding:
         return data
 
 
-@dataclass(frozen=True)
+# Findings are built as ``_new_tuple(Finding, fields)``: the named tuple's own constructor is
+# a Python function, which costs twice as much again, and the scan builds one per finding.
+_new_tuple = tuple.__new__
+
+
+@dataclass(frozen=True, slots=True)
 class _Compiled:
-    entity: EntityType
-    spec: PatternSpec
+    """A pattern ready to run, with what judging its matches reads, looked up once."""
+
+    type: str
+    name: str
+    score: float
+    requires_context: bool
+    trims: bool  # retries a rejected match without its trailing groups (``PatternSpec.trim``)
+    anchor: str
     regex: re.Pattern[str]
+    anchor_regex: re.Pattern[bytes]
     context: re.Pattern[str]
     folded_context: re.Pattern[str]
-    anchor: re.Pattern[bytes]
     check: Validator | None
+
+    @classmethod
+    def of(cls, entity: EntityType, spec: PatternSpec) -> _Compiled:
+        check = VALIDATORS[entity.validator] if entity.validator else None
+        return cls(
+            type=entity.name,
+            name=spec.name,
+            score=spec.score,
+            requires_context=spec.requires_context,
+            trims=spec.trim,
+            anchor=spec.anchor,
+            regex=re.compile(spec.regex, re.ASCII),
+            anchor_regex=re.compile(spec.anchor.encode("ascii")),
+            context=context_regex(entity),
+            folded_context=folded_context_regex(entity),
+            check=check,
+        )
 
 
 class Detector:
@@ -141,19 +176,11 @@ class Detector:
         self.context_window = context_window
         self._priority = {name: i for i, name in enumerate(ENTITY_REGISTRY)}
         self._compiled = [
-            _Compiled(
-                entity,
-                spec,
-                re.compile(spec.regex, re.ASCII),
-                context_regex(entity),
-                folded_context_regex(entity),
-                re.compile(spec.anchor.encode("ascii")),
-                VALIDATORS[entity.validator] if entity.validator else None,
-            )
+            _Compiled.of(entity, spec)
             for entity in (ENTITY_REGISTRY[n] for n in self.types)
             for spec in entity.patterns
         ]
-        self._locator = _locator(c.spec.anchor for c in self._compiled)
+        self._locator = _locator(c.anchor for c in self._compiled)
         self._by_shape: dict[bytes, tuple[_Compiled, ...]] = {}
 
     def scan(self, text: str) -> list[Finding]:
@@ -199,7 +226,7 @@ class Detector:
 
     def _candidates(self, text: str, starts: list[int]) -> dict[int, list[Finding]]:
         """Judged matches in ``text`` (texts joined, beginning at ``starts``), by text index."""
-        found: dict[int, list[Finding]] = {}
+        found: defaultdict[int, list[Finding]] = defaultdict(list)
         if self._locator is None:
             return found
         view, raw = _ascii_view(text)
@@ -229,22 +256,24 @@ class Detector:
             slot = -1  # the text this cluster belongs to, found at its first match
             for compiled in compiled_for:
                 # A search loop rather than finditer: most clusters hold no match of most of
-                # their patterns, and a failed search creates no iterator.
-                match = compiled.regex.search(view, begin, pos)
+                # their patterns, and a failed search creates no iterator. Most matches end
+                # the cluster, and then there is nothing more to search.
+                find = compiled.regex.search
+                match = find(view, begin, pos)
                 while match is not None:
                     start, end = match.span()
                     if slot < 0:
                         slot = bisect.bisect_right(starts, start) - 1
                     finding = judge(compiled, text, view, start, end, starts[slot])
                     if finding is not None:
-                        found.setdefault(slot, []).append(finding)
-                    match = compiled.regex.search(view, end, pos)
+                        found[slot].append(finding)
+                    match = find(view, end, pos) if end < pos else None
         return found
 
     def _patterns_for(self, shape: bytes) -> tuple[_Compiled, ...]:
         if len(self._by_shape) >= _SHAPE_CACHE_SIZE:
             self._by_shape.clear()
-        compiled_for = tuple(c for c in self._compiled if c.anchor.search(shape))
+        compiled_for = tuple(c for c in self._compiled if c.anchor_regex.search(shape))
         self._by_shape[shape] = compiled_for
         return compiled_for
 
@@ -257,36 +286,44 @@ class Detector:
         looked for in the original text, not before ``base`` (the start of the text the
         match belongs to).
         """
-        spec, check = compiled.spec, compiled.check
+        check = compiled.check
         matched = view[start:end]
         verdict = _UNSURE if check is None else check(matched)
-        while verdict is _REJECTED and check and spec.trim and " " in matched:
+        while verdict is _REJECTED and check is not None and compiled.trims and " " in matched:
             end = view.rindex(" ", start, end)
             matched = view[start:end]
             verdict = check(matched)
         if verdict is _REJECTED:
             return None
         word = _context_word(compiled, text, max(base, start - self.context_window), start)
-        if spec.requires_context and word is None:
-            return None
-        score = 1.0 if verdict is _CONFIRMED else spec.score
-        if word is not None:
-            score = min(1.0, score + CONTEXT_BOOST)
+        if word is None:
+            if compiled.requires_context:
+                return None
+            score = 1.0 if verdict is _CONFIRMED else compiled.score
+        else:
+            score = 1.0 if verdict is _CONFIRMED else min(1.0, compiled.score + CONTEXT_BOOST)
         if score < self.threshold:
             return None
-        return Finding(
-            type=compiled.entity.name,
-            start=start - base,
-            end=end - base,
-            score=score,
-            pattern=spec.name,
-            verdict=_VERDICT_VALUES[verdict],
-            context_word=word,
+        return _new_tuple(
+            Finding,
+            (
+                compiled.type,
+                start - base,
+                end - base,
+                score,
+                compiled.name,
+                _VERDICT_VALUES[verdict],
+                word,
+            ),
         )
 
     def _resolve(self, candidates: list[Finding]) -> list[Finding]:
-        """Keep the best of overlapping findings: higher score, then longer, then priority."""
-        if len(candidates) < 2:
+        """Keep the best of overlapping findings: higher score, then longer, then priority.
+
+        The scan yields a text's candidates cluster by cluster, so they are mostly in order
+        already; in order and apart, they are the answer as they stand.
+        """
+        if len(candidates) < 2 or all(a.end <= b.start for a, b in pairwise(candidates)):
             return candidates
         ranked = sorted(
             candidates,
