@@ -7,6 +7,13 @@ tokens (many short chunks or few long ones per pass, sized to free GPU memory), 
 thread tokenises the next batches while the device runs the current one. The same loop runs
 on CPU (the tested fallback), where it differs from ``encode`` only in batch planning.
 
+Tokenising is what bounds a small model on a GPU, and most of ``preprocess``'s cost is Python
+around the Rust tokenizer (padding and tensor conversion through ``transformers``). Where the
+model's tokenizer is a fast one, batches are tokenised by the ``tokenizers`` backend directly
+(it pads in Rust and releases the GIL while it works on all cores); that path is used only
+after it gave the same features as ``preprocess`` on a probe, so a model or library version
+that tokenises differently keeps ``preprocess``.
+
 torch and sentence_transformers are imported inside ``SentenceTransformerEmbedder``: importing
 this module is free.
 """
@@ -15,8 +22,8 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -70,6 +77,105 @@ class DevicePlan:
     dtype: str  # "float32" or "float16"
     batch_size: int
     max_batch_tokens: int
+    tokenizer: str = "preprocess"  # "tokenizers" when the Rust backend is called directly
+
+
+Features = dict[str, Any]
+
+# Texts that exercise what tokenisers differ on: stripping, case, CJK, accents, symbols,
+# empty input and truncation at the model limit.
+_PROBE_TEXTS = (
+    "  Metoprolol 25 MG po BID  ",
+    "阿莫西林 0.5g 口服 每日两次。",
+    "Café naïve résumé — ¥1,200.00 at 09:30",
+    "",
+    "x",
+    "患者胸闷气短 shortness of breath " * 64,
+)
+
+
+class BackendFeatures:
+    """Features for a batch of texts from the ``tokenizers`` backend of a fast tokenizer.
+
+    A private copy of the backend is set to truncate at the model's sequence limit and pad to
+    the batch's longest text, as ``preprocess`` asks ``transformers`` to; ``encode_batch_fast``
+    (no character offsets) does the work in Rust, and only the id matrices cross into Python.
+    Non-tensor entries of ``preprocess``'s output (such as the modality) are passed through.
+    """
+
+    def __init__(self, tokenizer: Any, max_length: int, passthrough: Features):
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        backend.enable_truncation(
+            max_length, strategy="longest_first", direction=tokenizer.truncation_side
+        )
+        backend.enable_padding(
+            direction=tokenizer.padding_side,
+            pad_id=tokenizer.pad_token_id,
+            pad_type_id=tokenizer.pad_token_type_id,
+            pad_token=tokenizer.pad_token,
+        )
+        self._backend = backend
+        self._type_ids = "token_type_ids" in tokenizer.model_input_names
+        self._passthrough = passthrough
+
+    def __call__(self, texts: Sequence[str]) -> Features:
+        import torch
+
+        encodings = self._backend.encode_batch_fast(list(texts))
+        features: Features = {
+            "input_ids": torch.from_numpy(np.array([e.ids for e in encodings], dtype=np.int64))
+        }
+        if self._type_ids:
+            features["token_type_ids"] = torch.from_numpy(
+                np.array([e.type_ids for e in encodings], dtype=np.int64)
+            )
+        features["attention_mask"] = torch.from_numpy(
+            np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        )
+        features.update(self._passthrough)
+        return features
+
+
+def same_features(a: Features, b: Features) -> bool:
+    """Whether two feature dicts hold the same keys, equal tensors and equal other values."""
+    import torch
+
+    if a.keys() != b.keys():
+        return False
+    for key, value in a.items():
+        other = b[key]
+        if isinstance(value, torch.Tensor) != isinstance(other, torch.Tensor):
+            return False
+        if isinstance(value, torch.Tensor):
+            if value.shape != other.shape or not torch.equal(value, other):
+                return False
+        elif value != other:
+            return False
+    return True
+
+
+def choose_featurizer(
+    model: Any, max_length: int
+) -> tuple[Callable[[Sequence[str]], Features], str]:
+    """``BackendFeatures`` when it reproduces ``model.preprocess`` on the probe texts, else
+    ``model.preprocess`` itself; with the name of the one chosen."""
+    import torch
+
+    reference = model.preprocess(list(_PROBE_TEXTS))
+    tokenizer = getattr(model, "tokenizer", None)
+    if not getattr(tokenizer, "is_fast", False):
+        return model.preprocess, "preprocess"
+    passthrough = {k: v for k, v in reference.items() if not isinstance(v, torch.Tensor)}
+    try:
+        backend = BackendFeatures(tokenizer, max_length, passthrough)
+        candidate = backend(_PROBE_TEXTS)
+    except Exception:  # whatever the direct path cannot do, preprocess still can
+        return model.preprocess, "preprocess"
+    if same_features(candidate, reference):
+        return backend, "tokenizers"
+    return model.preprocess, "preprocess"
 
 
 def resolve_device(config: EmbeddingConfig, cuda_available: bool) -> tuple[str, str]:
@@ -162,16 +268,19 @@ class SentenceTransformerEmbedder:
         self._max_seq = seq
         self._max_tokens = seq - self._tokenizer.num_special_tokens_to_add(pair=False)
         self._prefetch = config.prefetch_batches
-        self.plan = self._plan(config, device, dtype)
+        self._featurize, featurizer = choose_featurizer(model, seq)
+        self.plan = self._plan(config, device, dtype, featurizer)
 
-    def _plan(self, config: EmbeddingConfig, device: str, dtype: str) -> DevicePlan:
+    def _plan(
+        self, config: EmbeddingConfig, device: str, dtype: str, featurizer: str
+    ) -> DevicePlan:
         if device == "cpu":
             batch_size = config.batch_size or _CPU_BATCH_SIZE
             tokens = config.max_batch_tokens or _CPU_BATCH_TOKENS
         else:
             batch_size = config.batch_size or _GPU_BATCH_SIZE
             tokens = config.max_batch_tokens or self._gpu_budget(dtype)
-        return DevicePlan(device, dtype, batch_size, max(tokens, self._max_seq))
+        return DevicePlan(device, dtype, batch_size, max(tokens, self._max_seq), featurizer)
 
     def _gpu_budget(self, dtype: str) -> int:
         free, _total = self._torch.cuda.mem_get_info()
@@ -197,6 +306,10 @@ class SentenceTransformerEmbedder:
     def model(self) -> Any:
         """The underlying ``SentenceTransformer`` (benchmarks compare against its ``encode``)."""
         return self._model
+
+    def features(self, texts: Sequence[str]) -> Features:
+        """The model inputs for one batch of texts, as ``plan.tokenizer`` makes them."""
+        return self._featurize(texts)
 
     def token_spans(self, texts: Sequence[str]) -> list[list[Span]]:
         if not texts:
@@ -230,9 +343,7 @@ class SentenceTransformerEmbedder:
                 if smaller < self._max_seq:
                     raise
                 self._torch.cuda.empty_cache()
-                self.plan = DevicePlan(
-                    self.plan.device, self.plan.dtype, self.plan.batch_size, smaller
-                )
+                self.plan = replace(self.plan, max_batch_tokens=smaller)
         return result
 
     def _run(
@@ -277,10 +388,10 @@ class SentenceTransformerEmbedder:
 
     def _prefetched(
         self, texts: Sequence[str], batches: list[list[int]]
-    ) -> Iterator[tuple[list[int], dict[str, Any]]]:
+    ) -> Iterator[tuple[list[int], Features]]:
         """Yield each batch with its tokenised features, tokenising ahead on a thread."""
         pin = self.plan.device == "cuda"
-        ready: queue.Queue[tuple[list[int], dict[str, Any]] | BaseException | None] = queue.Queue(
+        ready: queue.Queue[tuple[list[int], Features] | BaseException | None] = queue.Queue(
             maxsize=self._prefetch
         )
         stop = threading.Event()
@@ -290,7 +401,7 @@ class SentenceTransformerEmbedder:
                 for batch in batches:
                     if stop.is_set():
                         return
-                    features = self._model.preprocess([texts[i] for i in batch])
+                    features = self.features([texts[i] for i in batch])
                     if pin:
                         features = {
                             k: v.pin_memory() if isinstance(v, self._torch.Tensor) else v

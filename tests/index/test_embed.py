@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from index.config import EmbeddingConfig
-from index.embed import gpu_batch_tokens, plan_batches, resolve_device
+from index.embed import (
+    choose_featurizer,
+    gpu_batch_tokens,
+    plan_batches,
+    resolve_device,
+    same_features,
+)
 from pipelines.errors import ConfigError
 
 
@@ -105,3 +111,28 @@ def test_out_of_memory_halves_the_token_budget_and_redoes_only_what_is_missing(
         model_embedder.plan = saved
     assert calls == [(10, 4096), (5, 2048)]
     np.testing.assert_allclose(result, expected, atol=1e-5)
+
+
+def test_rust_tokenizer_path_is_used_only_where_it_equals_preprocess(model_embedder) -> None:  # type: ignore[no-untyped-def]
+    model = model_embedder.model
+    assert model_embedder.plan.tokenizer == "tokenizers"
+    texts = [
+        "  Metoprolol 25 mg po BID ",
+        "阿莫西林 0.5g 口服 每日两次。",
+        "儿童发热三天 fever " * 80,  # truncated at the model limit
+        "x",
+        "",
+    ]
+    assert same_features(model_embedder.features(texts), model.preprocess(texts))
+
+    class Prompted:
+        """A model whose preprocess adds a prompt: the direct path would differ from it."""
+
+        tokenizer = model.tokenizer
+
+        def preprocess(self, batch):  # type: ignore[no-untyped-def]
+            return model.preprocess([f"query: {text}" for text in batch])
+
+    prompted = Prompted()
+    featurize, name = choose_featurizer(prompted, model.max_seq_length)
+    assert name == "preprocess" and featurize == prompted.preprocess
