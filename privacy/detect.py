@@ -22,7 +22,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import NamedTuple
 
 from privacy.entities import (
@@ -190,24 +190,20 @@ class Detector:
     def scan_many(self, texts: Sequence[str | None]) -> list[list[Finding]]:
         """``scan`` for each text (``None`` gives no findings), offsets relative to each text."""
         results: list[list[Finding]] = [[] for _ in texts]
-        index = 0
-        while index < len(texts):
-            chunk: list[str] = []
-            starts: list[int] = []
-            members: list[int] = []
-            size = 0
-            while index < len(texts) and (size < _CHUNK_CHARS or not chunk):
-                text = texts[index]
-                if text:
-                    starts.append(size)
-                    members.append(index)
-                    chunk.append(text)
-                    size += len(text) + len(_SEPARATOR)
-                index += 1
-            if not chunk:
-                continue
-            for slot, found in self._candidates(_SEPARATOR.join(chunk), starts).items():
-                results[members[slot]] = self._resolve(found)
+        members = [i for i, text in enumerate(texts) if text]
+        present = [text for text in texts if text]
+        # Where each text would start in one join of them all; chunks are cut from it by size,
+        # with list operations rather than a Python step per text (texts are often short).
+        bounds = [0, *accumulate(len(text) + len(_SEPARATOR) for text in present)]
+        first = 0
+        while first < len(present):
+            offset = bounds[first]
+            last = bisect.bisect_left(bounds, offset + _CHUNK_CHARS, first + 1, len(present))
+            chunk = _SEPARATOR.join(present[first:last])
+            starts = [bound - offset for bound in bounds[first:last]]
+            for slot, found in self._candidates(chunk, starts).items():
+                results[members[first + slot]] = self._resolve(found)
+            first = last
         return results
 
     def scan_exhaustive(self, text: str) -> list[Finding]:
