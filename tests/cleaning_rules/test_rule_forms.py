@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 import regex
 
@@ -61,6 +63,23 @@ from cleaning_rules.numerals import counted_value, positional_value
 )
 def test_form(form: str, text: str, expected: str) -> None:
     assert FORMS[form].apply(text) == expected
+
+
+def test_nfkc_equals_unicodedata_on_long_text_with_every_compatibility_neighbour() -> None:
+    # Long texts take the narrowing path: each full-width form, half-width katakana and
+    # jamo next to what may compose or reorder with it (combining marks, voiced sound marks,
+    # conjoining jamo, a stray compatibility character outside the block).
+    padding = "阿莫西林胶囊的剂量为每日两次" * 5
+    neighbours = ["", "\u0301", "\u0316\u0301", "\uff9e", "\u3099", "\u1161", "\u11a8", "㎎", "é"]
+    texts = [
+        padding + chr(code) + after + padding
+        for code in [0x3000, *range(0xFF01, 0xFFEF)]
+        for after in neighbours
+    ]
+    texts += [padding + "ｶﾞｷﾟ" + padding, padding + "ﾡﾡ\uffc2" + padding, "ａ" * 200]
+    nfkc = FORMS["nfkc"].apply
+    for text in texts:
+        assert nfkc(text) == unicodedata.normalize("NFKC", text), ascii(text[60:75])
 
 
 SAMPLES = [
