@@ -229,22 +229,19 @@ class Detector:
         classes = raw.translate(_CLASSES)
         reversed_classes = classes[::-1]
         size = len(classes)
-        search = self._locator.search
         cluster = _CLUSTER.match
         patterns_by_shape = self._by_shape.get
         judge = self._judge
-        pos = 0
-        while (hit := search(classes, pos)) is not None:
-            # The cluster around the anchor; most anchors sit between plain separators, which
-            # a look at the neighbouring classes settles without the regex.
-            at = hit.start()
+        # Each hit runs from an anchor to the end of its cluster, so the next search starts
+        # after the cluster.
+        for hit in self._locator.finditer(classes):
+            # The start of the cluster; most anchors sit after a plain separator, which a
+            # look at the class before settles without the regex.
+            at, pos = hit.span()
             if at == 0 or classes[at - 1] == _OUTSIDE:
                 begin = at
             else:
                 begin = size - cluster(reversed_classes, size - at).end()
-            pos = hit.end()
-            if pos < size and classes[pos] != _OUTSIDE:
-                pos = cluster(classes, pos).end()
             shape = classes[begin:pos]
             compiled_for = patterns_by_shape(shape)
             if compiled_for is None:
@@ -350,12 +347,12 @@ def _context_word(compiled: _Compiled, text: str, begin: int, end: int) -> str |
 
 
 def _locator(anchors: Iterable[str]) -> re.Pattern[bytes] | None:
-    """One regex finding any of ``anchors``, alternatives grouped by their first character.
+    """One regex finding any of ``anchors`` and the rest of its cluster (``_CLUSTER``).
 
-    Grouped, each digit of the text is tried against one alternative (``0(?:...)``) rather
-    than against every anchor that starts with a digit, and within a group the token-start
-    check (``ANCHOR_TOKEN_START``) common to the alternatives is made once: most digits
-    fail there.
+    Alternatives are grouped by their first character, so that each digit of the text is
+    tried against one alternative (``0(?:...)``) rather than against every anchor that
+    starts with a digit, and within a group the token-start check (``ANCHOR_TOKEN_START``)
+    common to the alternatives is made once: most digits fail there.
     """
     groups: dict[str, list[str]] = {}
     for anchor in anchors:
@@ -377,7 +374,7 @@ def _locator(anchors: Iterable[str]) -> re.Pattern[bytes] | None:
             rests = [rest[len(ANCHOR_TOKEN_START) :] for rest in rests]
             first += ANCHOR_TOKEN_START
         parts.append(f"{re.escape(first) if len(first) == 1 else first}(?:{'|'.join(rests)})")
-    return re.compile("|".join(parts).encode("ascii"))
+    return re.compile(f"(?:{'|'.join(parts)})".encode("ascii") + _CLUSTER.pattern)
 
 
 def _top_level_alternatives(regex: str) -> list[str]:
