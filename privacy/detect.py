@@ -18,11 +18,12 @@ the tests hold the fast scan to it.
 from __future__ import annotations
 
 import bisect
+import operator
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, pairwise
+from itertools import accumulate, pairwise, repeat
 from typing import NamedTuple
 
 from privacy.entities import (
@@ -194,7 +195,8 @@ class Detector:
         present = [text for text in texts if text]
         # Where each text would start in one join of them all; chunks are cut from it by size,
         # with list operations rather than a Python step per text (texts are often short).
-        bounds = [0, *accumulate(len(text) + len(_SEPARATOR) for text in present)]
+        lengths = map(operator.add, map(len, present), repeat(len(_SEPARATOR)))
+        bounds = list(accumulate(lengths, initial=0))
         first = 0
         while first < len(present):
             offset = bounds[first]

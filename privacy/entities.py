@@ -136,7 +136,8 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
             # 13 to 19 digits, in the lengths the networks issue by first digit (validators.py
             # has the exact table): Visa 13, 16 or 19, Mastercard 16, 3 (Amex, Diners, JCB)
             # 14 to 19, 6 (UnionPay, Discover) 16 to 19. Most 18-digit IDs and order numbers
-            # then fail here rather than in the validator.
+            # then fail here rather than in the validator. Grouped numbers start with 2-6 too,
+            # which keeps out the digit groups inside IBANs (GB17 KEMU 0181 5908 ...).
             PatternSpec(
                 "card_plain",
                 r"[2-6]"
@@ -148,7 +149,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
             ),
             PatternSpec(
                 "card_grouped",
-                r"\d" + _B1 + r"\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}" + _E,
+                r"[2-6]" + _B1 + r"\d{3}([ -])\d{4}\1\d{4}\1\d{1,7}" + _E,
                 0.4,
                 anchor="0" + _T + "000[ -]0000[ -]0000[ -]0{1,7}(?![0Aa])",
             ),
