@@ -1,8 +1,9 @@
 """Find PII in text: pattern candidates, validated, scored with context, overlaps resolved.
 
 ``Detector.scan(text)`` returns non-overlapping ``Finding``s with character offsets.
-``Detector.scan_many(texts)`` does the same for a column of texts; it joins them into large
-chunks so that each pass runs once per chunk instead of once per short text.
+``Detector.scan_many(texts)`` does the same for a column of texts (a tuple of findings per
+text); it joins them into large chunks so that each pass runs once per chunk instead of once
+per short text.
 
 How a scan stays fast: running every pattern over the whole text costs one regex pass per
 pattern, and Python's engine pays for each attempt at each digit. Instead, one pass over a
@@ -188,9 +189,15 @@ class Detector:
         """Findings in ``text``, sorted by start, not overlapping, at or above threshold."""
         return self._resolve(self._candidates(text, [0]).get(0, []))
 
-    def scan_many(self, texts: Sequence[str | None]) -> list[list[Finding]]:
-        """``scan`` for each text (``None`` gives no findings), offsets relative to each text."""
-        results: list[list[Finding]] = [[] for _ in texts]
+    def scan_many(self, texts: Sequence[str | None]) -> list[tuple[Finding, ...]]:
+        """``scan`` for each text (``None`` gives no findings), offsets relative to each text.
+
+        Each text's findings come as a tuple, the same empty one for every text without any.
+        Tuples of findings hold nothing the garbage collector must follow, so it stops
+        tracking them; a list per text would stay tracked, and a large batch of results
+        would set off full collections, which walk the caller's whole heap.
+        """
+        results: list[tuple[Finding, ...]] = [()] * len(texts)
         members = [i for i, text in enumerate(texts) if text]
         present = [text for text in texts if text]
         # Where each text would start in one join of them all; chunks are cut from it by size,
@@ -204,7 +211,7 @@ class Detector:
             chunk = _SEPARATOR.join(present[first:last])
             starts = [bound - offset for bound in bounds[first:last]]
             for slot, found in self._candidates(chunk, starts).items():
-                results[members[first + slot]] = self._resolve(found)
+                results[members[first + slot]] = tuple(self._resolve(found))
             first = last
         return results
 

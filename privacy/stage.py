@@ -148,7 +148,7 @@ class PrivacyStage:
             out.append(self._rewrite(text, findings))
         return pa.chunked_array([pa.array(out, column.type)])
 
-    def _rewrite(self, text: str, findings: list[Finding]) -> str:
+    def _rewrite(self, text: str, findings: Sequence[Finding]) -> str:
         parts = []
         cursor = 0
         for f in findings:

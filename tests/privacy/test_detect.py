@@ -114,7 +114,7 @@ def test_tie_between_confirmed_types_goes_to_priority() -> None:
 
 def test_scan_many_equals_scan_per_text() -> None:
     texts = [text for text, _, _ in POSITIVES] + [None, ""] + HARD_NEGATIVES
-    assert DETECTOR.scan_many(texts) == [DETECTOR.scan(t) if t else [] for t in texts]
+    assert DETECTOR.scan_many(texts) == [tuple(DETECTOR.scan(t)) if t else () for t in texts]
 
 
 def test_type_subset_and_threshold() -> None:
@@ -227,7 +227,7 @@ def test_scan_many_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> N
     # Small chunks put boundaries between most texts; offsets stay per text.
     monkeypatch.setattr(detect, "_CHUNK_CHARS", 64)
     texts = [text for text, _, _ in POSITIVES] + TRICKY + [None, ""] * 3
-    assert DETECTOR.scan_many(texts) == [DETECTOR.scan(t) if t else [] for t in texts]
+    assert DETECTOR.scan_many(texts) == [tuple(DETECTOR.scan(t)) if t else () for t in texts]
 
 
 def test_type_subsets_equal_exhaustive_scan() -> None:

@@ -122,7 +122,7 @@ def test_in_the_chain_rows_balance_and_no_redacted_pii_remains() -> None:
     treated_types = ["CN_MOBILE", "BANK_CARD", "EMAIL", "CN_RESIDENT_ID", "US_SSN"]
     rescan = Detector(treated_types)
     for column in ("phone", "notes", "customer_id", "address"):
-        assert rescan.scan_many(kept[column].to_pylist()) == [[]] * kept.num_rows
+        assert rescan.scan_many(kept[column].to_pylist()) == [()] * kept.num_rows
 
 
 def test_mechanisms_report_the_noise_charge() -> None:
