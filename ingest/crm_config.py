@@ -146,11 +146,15 @@ class CrmSource(StrictModel):
             raise ValueError(f"{value!r} is not an environment variable name")
         return value
 
+    def entity_names(self) -> list[str]:
+        """The configured entities, in the order the export reads them."""
+        return [n for n in CrmEntities.model_fields if getattr(self.entities, n)]
+
     def entity(self, name: str) -> CrmEntity:
         """The configured entity ``name``; a ConfigError names the ones that are configured."""
         entity = getattr(self.entities, name, None) if name in CrmEntities.model_fields else None
         if not isinstance(entity, CrmEntity):
-            configured = [n for n in CrmEntities.model_fields if getattr(self.entities, n)]
+            configured = self.entity_names()
             raise ConfigError(f"CRM entity {name!r} is not configured (configured: {configured})")
         return entity
 

@@ -268,6 +268,52 @@ def lake_snapshots(
         out.print(f"{snap['snapshot_id']}  {snap['operation']:<10} {run}")
 
 
+@lake_app.command("maintain")
+@handles_errors
+def lake_maintain(
+    config: ConfigOption = Path("pipeline.yaml"),
+    older_than_days: Annotated[
+        float, typer.Option(min=0, help="Expire snapshots older than this many days.")
+    ] = 7.0,
+    retain_last: Annotated[
+        int, typer.Option(min=1, help="Snapshots every table keeps, however old.")
+    ] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """Fold deletes into data files and expire old snapshots of the batch tables (Spark).
+
+    Run it between batch runs. The snapshots the next run reads its incremental state from
+    are kept whatever their age; see pipelines/maintenance.py.
+    """
+    from datetime import timedelta
+
+    from pipelines.lake import Lake
+    from pipelines.maintenance import TableMaintenance
+    from pipelines.spark_session import spark_session
+
+    pipeline = load_config(config)
+    lake = Lake(pipeline.lake)
+    with out.status("Starting Spark…"):
+        spark = spark_session(pipeline.spark, lake)
+    with out.status("Maintaining tables…"):
+        reports = TableMaintenance(spark, lake, timedelta(days=older_than_days), retain_last).run(
+            pipeline
+        )
+    if as_json:
+        print_json([r.to_json() for r in reports])
+        return
+    grid = Table("table", "data files", "delete files", "snapshots", "kept for state")
+    for r in reports:
+        grid.add_row(
+            r.table,
+            f"{r.before.data_files} → {r.after.data_files}",
+            f"{r.before.delete_files} → {r.after.delete_files}",
+            f"{r.before.snapshots} → {r.after.snapshots}",
+            str(r.kept_for_state or ""),
+        )
+    out.print(grid)
+
+
 @lake_app.command("release")
 @handles_errors
 def lake_release(

@@ -119,6 +119,10 @@ class JdbcSource(StrictModel):
             raise ValueError("give exactly one of password_env or password_file")
         return self
 
+    def entity_names(self) -> list[str]:
+        """The entities this source feeds, in config order."""
+        return [table.entity_name for table in self.tables]
+
     def password(self, source_name: str) -> SecretStr:
         """Read the password from the environment or its file at the moment it is needed."""
         if self.password_env is not None:
