@@ -12,7 +12,9 @@ Order of the commits for one entity, and why:
    carries the watermark the read covered. This is the commit that moves the incremental
    state, and it comes after clean: a run that dies earlier leaves the watermark where it was,
    so the next run re-reads the same window (and re-reading changes nothing);
-3. ``curated.<entity>`` is brought level with clean (new, changed and deleted keys).
+3. ``curated.<entity>`` is brought level with clean (new, changed and deleted keys): from the
+   rows clean took in step 1 when curated was level with clean before it, else by comparing
+   the two tables; then a table property records the level (``LEVEL_PROPERTY``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ WATERMARK_PROPERTY = "steward.watermark"
 DELETES_TABLE = "_deletes"
 # The ledger stage (and quarantine table) of rows that do not fit their source contract.
 CONTRACT_STAGE = "contract"
+# A curated table property: "<clean snapshot id>:<curated snapshot id>", written after a sync
+# made curated level with clean (see ``SparkBatchJob._sync_curated``).
+LEVEL_PROPERTY = "steward.level-with-clean"
 
 
 @dataclass
@@ -126,6 +131,17 @@ class EntityRead:
     frame: DataFrame
     state: Callable[[DataFrame], dict[str, str]]
     soft_delete_column: str | None = None
+
+
+@dataclass(frozen=True)
+class CleanChanges:
+    """What one run merged into ``clean.<entity>``: the changed rows and the deleted keys
+    (``_delete`` true, other columns null), and clean's snapshot before and after."""
+
+    rows: DataFrame
+    deleted: int
+    before: int | None
+    after: int | None
 
 
 # The chains a Python worker has unpickled, by the digest of their pickle. Spark ships the
@@ -266,16 +282,18 @@ class SparkBatchJob:
         return EntityRead(source_name, entity, key, frame, lambda _: summary)
 
     def _stored_state(self, raw: str, parse: Callable[[dict[str, str]], T | None]) -> T | None:
-        """The incremental state recorded by the newest raw commit that has one."""
+        """The incremental state recorded by the newest raw commit that has one (walking back
+        from the current snapshot)."""
         if not self._exists(raw):
             return None
-        rows = self.spark.sql(
-            f"SELECT summary FROM {raw}.snapshots ORDER BY committed_at DESC"
-        ).collect()
-        for row in rows:
-            state = parse(dict(row["summary"] or {}))
+        table = self._iceberg_table(raw)
+        snapshot = table.currentSnapshot()
+        while snapshot is not None:
+            state = parse(dict(snapshot.summary()))
             if state is not None:
                 return state
+            parent = snapshot.parentId()
+            snapshot = table.snapshot(parent) if parent is not None else None
         return None
 
     # -- one entity --------------------------------------------------------------------------
@@ -324,13 +342,14 @@ class SparkBatchJob:
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
         if report.kept:
             self._check(kept, entity, "clean", whole_zone=False)
-        report.deleted = self._merge_clean(kept, source.select("_source_key"), read)
+        clean_changes = self._merge_clean(kept, source.select("_source_key"), read)
+        report.deleted = clean_changes.deleted
         report.watermark = read.state(source)
         report.raw_new_versions = self._append_raw(frame, raw, report.watermark)
         report.seconds["clean+raw"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        report.curated_rows = self._sync_curated(entity)
+        report.curated_rows = self._sync_curated(entity, clean_changes)
         report.seconds["curated"] = time.perf_counter() - started
         return report
 
@@ -498,18 +517,21 @@ class SparkBatchJob:
 
         if table.watermark is None:
             return None
-        top = frame.agg(F.max(table.watermark).alias("top")).collect()[0]["top"]
-        if top is None:
-            return None
-        row = (
-            frame.where(F.col(table.watermark) == F.lit(top))
-            .agg(
-                F.max(F.col(table.watermark)).cast("string").alias("value"),
-                F.max(F.col(table.key)).cast("string").alias("key"),
+        # Structs compare field by field: the greatest (watermark, key) is the newest value
+        # and, among the rows that have it, the greatest key, in one aggregation. Rows without
+        # a watermark value do not count.
+        top = (
+            frame.where(F.col(table.watermark).isNotNull())
+            .agg(F.max(F.struct(F.col(table.watermark), F.col(table.key))).alias("top"))
+            .select(
+                F.col("top").getItem(table.watermark).cast("string").alias("value"),
+                F.col("top").getItem(table.key).cast("string").alias("key"),
             )
             .collect()[0]
         )
-        return Watermark(table.watermark, row["value"], row["key"])
+        if top["value"] is None:
+            return None
+        return Watermark(table.watermark, top["value"], top["key"])
 
     # -- zone writes, each one Iceberg commit ------------------------------------------------
 
@@ -541,11 +563,21 @@ class SparkBatchJob:
                     f" in the lake but {column.dataType.simpleString()} in this batch"
                 )
 
+    def _iceberg_table(self, name: str) -> Any:
+        """The table through Iceberg's Java API, refreshed from the catalog. Snapshot ids and
+        summaries read there cost no Spark job (a ``.snapshots`` query costs one each, and a
+        commit needs two lookups)."""
+        jvm = self.spark.sparkContext._jvm
+        assert jvm is not None
+        table = jvm.org.apache.iceberg.spark.Spark3Util.loadIcebergTable(
+            self.spark._jsparkSession, name
+        )
+        table.refresh()
+        return table
+
     def _snapshot_id(self, name: str) -> int | None:
-        rows = self.spark.sql(
-            f"SELECT snapshot_id FROM {name}.snapshots ORDER BY committed_at DESC LIMIT 1"
-        ).collect()
-        return rows[0]["snapshot_id"] if rows else None
+        snapshot = self._iceberg_table(name).currentSnapshot()
+        return int(snapshot.snapshotId()) if snapshot is not None else None
 
     def _commit(self, name: str, operation: str, write: Callable[[], object]) -> None:
         """Run one write; record the snapshot it committed. A failed write commits nothing."""
@@ -603,12 +635,12 @@ class SparkBatchJob:
         existing = self.spark.table(target).select("_source_key", *columns)
         return rows.join(existing, ["_source_key", *columns], "left_anti")
 
-    def _merge_clean(self, kept: DataFrame, seen: DataFrame, read: EntityRead) -> int:
+    def _merge_clean(self, kept: DataFrame, seen: DataFrame, read: EntityRead) -> CleanChanges:
         """One row per source key, the newest clean version.
 
         Rows flagged deleted at the source (``soft_delete_column``) and, on a full read, keys
         gone from the source (absent from ``seen``, the keys read, not merely rejected) leave
-        clean and are recorded in ``raw._deletes``. Returns the number of such keys.
+        clean and are recorded in ``raw._deletes``.
         """
         from pyspark.sql import functions as F
 
@@ -634,14 +666,16 @@ class SparkBatchJob:
             self._record_deletes(deletes, read.source, read.entity)
             placeholders = kept.limit(0).unionByName(deletes, allowMissingColumns=True)
             changes = changes.unionByName(placeholders.withColumn("_delete", F.lit(True)))
-        self._upsert(name, changes.localCheckpoint(eager=True), kept.columns)
-        return deleted
+        changes = changes.localCheckpoint(eager=True)
+        before = self._snapshot_id(name)
+        self._upsert(name, changes, kept.columns)
+        return CleanChanges(changes, deleted, before, self._snapshot_id(name))
 
-    def _upsert(self, name: str, changes: DataFrame, columns: list[str]) -> None:
+    def _upsert(self, name: str, changes: DataFrame, columns: list[str]) -> bool:
         """Apply changed rows (``_delete`` false) and deletions (``_delete`` true) by key in
-        one commit; nothing to apply commits nothing."""
+        one commit; nothing to apply commits nothing. Returns whether there was anything."""
         if changes.isEmpty():
-            return
+            return False
         assignments = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
         names = ", ".join(f"`{c}`" for c in columns)
         values = ", ".join(f"s.`{c}`" for c in columns)
@@ -653,6 +687,7 @@ class SparkBatchJob:
             WHEN MATCHED THEN UPDATE SET {assignments}
             WHEN NOT MATCHED AND NOT s._delete THEN INSERT ({names}) VALUES ({values})""",
         )
+        return True
 
     def _record_deletes(self, keys: DataFrame, source_name: str, entity: str) -> None:
         """Deleted keys go to ``raw._deletes`` (once per key) so the knowledge base can drop
@@ -684,6 +719,8 @@ class SparkBatchJob:
         self._ensure_table(frame, name, [F.days("_ingested_at")])
         seen = self.spark.table(name).select("_source_key", "_content_hash")
         new = frame.join(seen, ["_source_key", "_content_hash"], "left_anti").select(*frame.columns)
+        # Pinned: counted, then appended, without scanning raw twice.
+        new = new.localCheckpoint(eager=True)
         count = new.count()
         if count:
             writer = new.writeTo(name)
@@ -692,9 +729,16 @@ class SparkBatchJob:
             self._commit(name, "append", writer.append)
         return count
 
-    def _sync_curated(self, entity: str) -> int:
+    def _sync_curated(self, entity: str, clean_changes: CleanChanges) -> int:
         """Bring curated level with clean in one commit (new and changed keys, deletions)
         once the curated gate passed; returns the rows curated holds.
+
+        When curated was level with clean before this run's clean merge (``LEVEL_PROPERTY``
+        names that clean snapshot and curated's current one), the rows clean took are exactly
+        curated's changes. Otherwise (a run that died between the two commits, a synthetic
+        publish into curated, a first run) curated is compared with the whole clean table. The
+        property is written after the MERGE: a crash in between leaves it stale, which only
+        sends the next run the long way.
 
         The gate checks the changed rows, collected, and the whole clean table's row count
         and key uniqueness, computed by Spark: no run collects a whole table.
@@ -705,6 +749,31 @@ class SparkBatchJob:
         name = self.table("curated", entity)
         source = self.spark.table(clean)
         self._ensure_table(source, name)
+        table = self._iceberg_table(name)
+        current = table.currentSnapshot()
+        curated_snapshot = int(current.snapshotId()) if current is not None else None
+        level = table.properties().get(LEVEL_PROPERTY)
+        if level is not None and level == f"{clean_changes.before}:{curated_snapshot}":
+            changes = clean_changes.rows
+        else:
+            changes = self._curated_diff(source, name)
+        zone = self._zone_stats(source, entity)
+        changed = changes.where(~F.col("_delete")).drop("_delete")
+        self._check(changed, entity, "curated", whole_zone=True, zone=zone)
+        if self._upsert(name, changes, [c for c in changes.columns if c != "_delete"]):
+            curated_snapshot = self._snapshot_id(name)
+        now_level = f"{clean_changes.after}:{curated_snapshot}"
+        if level != now_level:
+            self.spark.sql(
+                f"ALTER TABLE {name} SET TBLPROPERTIES ('{LEVEL_PROPERTY}' = '{now_level}')"
+            )
+        return zone.rows if zone is not None else self.spark.table(name).count()
+
+    def _curated_diff(self, source: DataFrame, name: str) -> DataFrame:
+        """Curated's changes against the whole clean table (``source``): new and changed
+        rows, and deletions (``_delete`` true) for keys clean no longer has."""
+        from pyspark.sql import functions as F
+
         published = self.spark.table(name)
         if "_synthetic" in published.columns:
             # Approved synthetic samples live in curated only (synth/publish.py).
@@ -715,12 +784,7 @@ class SparkBatchJob:
         changes = self._changed(source, name).withColumn("_delete", F.lit(False))
         deletions = source.limit(0).unionByName(gone, allowMissingColumns=True)
         changes = changes.unionByName(deletions.withColumn("_delete", F.lit(True)))
-        changes = changes.localCheckpoint(eager=True)
-        zone = self._zone_stats(source, entity)
-        changed = changes.where(~F.col("_delete")).drop("_delete")
-        self._check(changed, entity, "curated", whole_zone=True, zone=zone)
-        self._upsert(name, changes, source.columns)
-        return zone.rows if zone is not None else self.spark.table(name).count()
+        return changes.localCheckpoint(eager=True)
 
     def _zone_stats(self, table: DataFrame, entity: str) -> ZoneStats | None:
         """The whole table's figures for the curated gate (None: the entity is unchecked)."""
