@@ -13,7 +13,9 @@ In one run, on a throwaway PostgreSQL and lake under a temporary folder:
    is timed. The ratio is the Spark run's ``transform`` seconds (``mapInArrow`` through the
    chain, the pinning checkpoint and the outcome tally) over those seconds. The outcome
    counts of both must agree. Spark runs the chain in two Python workers (``local[2]``), the
-   in-process run in one.
+   in-process run in one. The job runs the entities' chains one after another, so each
+   ``transform`` figure is one entity's; their writes run side by side afterwards, so the
+   per-entity ``clean+raw`` and ``curated`` seconds overlap and do not add up to the run.
 4. Incremental: ``updated_at = now()`` on 1% of each table's rows (every key divisible by 100),
    then ``run_batch`` again; its time as a share of the full load (goal < 10%).
 

@@ -138,7 +138,7 @@ def test_sigkill_during_the_writes_then_rerun_equals_an_uninterrupted_run(
     tables = set(lake.tables())
     assert "clean.kil_items" in tables and "raw.kil_kil_items" not in tables
     # Kill 2 (the next run resumes the same window): once the second table's chain is
-    # counted, as its quarantine and clean MERGEs write their files.
+    # counted, as the writes of both tables start.
     _kill_when(
         killed,
         log,
@@ -153,7 +153,11 @@ def test_sigkill_during_the_writes_then_rerun_equals_an_uninterrupted_run(
     assert "running" in states
 
     run_id, reports = run_batch(spark, load_config(killed), "test")
-    assert {r.entity: r.rows_read for r in reports} == {"kil_items": 0, "kil_notes": 2000}
+    # Each table resumes its own window: read again whole (its watermark had not moved when
+    # the run died) or not at all (its raw commit made it). Entities run side by side, so
+    # which of the two depends on how far each got before the kill.
+    read = {r.entity: r.rows_read for r in reports}
+    assert read["kil_items"] in (0, 3000) and read["kil_notes"] in (0, 2000)
     assert RunLedger(ledger).show_run(run_id)["status"] == "succeeded"
 
     for zone in ("clean", "curated"):
