@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ingest.crm_config import CrmEntities, CrmSource
+from ingest.crm_config import CrmSource
 from ingest.erp import JdbcReader
 from ingest.lineage import with_lineage
 from pipelines.chain import OUTCOME_FIELDS, Chain, stage_counts
@@ -237,7 +237,7 @@ class SparkBatchJob:
         chains = {
             entity: self.chain_for(entity)
             for source in self.config.sources.values()
-            for entity in _entities(source)
+            for entity in source.entity_names()
         }
         for namespace in ("raw", "clean", "quarantine", "curated"):
             self.spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {self.lake.catalog_name}.{namespace}")
@@ -267,7 +267,7 @@ class SparkBatchJob:
         from ingest.crm import CrmClient
 
         with CrmClient(source_name, source) as client:
-            for entity in _entities(source):
+            for entity in source.entity_names():
                 read = self._read_crm(client, source_name, entity, source.entity(entity).key)
                 if read is not None:
                     yield read
@@ -844,12 +844,6 @@ class SparkBatchJob:
             F.count(F.when(F.col("count") > 1, True)).alias("duplicate_keys"),
         ).collect()[0]
         return ZoneStats(rows=int(row["rows"] or 0), duplicate_keys=row["duplicate_keys"])
-
-
-def _entities(source: JdbcSource | CrmSource) -> list[str]:
-    if isinstance(source, JdbcSource):
-        return [table.entity_name for table in source.tables]
-    return [name for name in CrmEntities.model_fields if getattr(source.entities, name)]
 
 
 def _records_table(records: list[dict[str, Any]]) -> pa.Table:
