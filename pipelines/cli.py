@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from pipelines.commands.common import (
     ConfigOption,
@@ -302,7 +302,13 @@ def lake_maintain(
     if as_json:
         print_json([r.to_json() for r in reports])
         return
-    grid = Table("table", "data files", "delete files", "snapshots", "kept for state")
+    grid = Table(
+        "table",
+        "data files",
+        "delete files",
+        "snapshots",
+        Column("kept for state", overflow="fold"),  # a snapshot id, whole
+    )
     for r in reports:
         grid.add_row(
             r.table,
