@@ -49,7 +49,7 @@ from pipelines.flink_events import (
     entity_schema,
     tagged_schema,
 )
-from pipelines.lake import Lake
+from pipelines.lake import Lake, raw_table_name
 from pipelines.ledger import RunLedger, StageCounts, new_run_id
 from pipelines.stream_checkpoints import (
     DROPS_TABLE,
@@ -368,7 +368,7 @@ class StreamJob:
                 where = (
                     f"_source = {_sql_literal(source_name)} AND _entity = {_sql_literal(entity)}"
                 )
-                outputs[f"raw.{source_name}_{entity}"] = (
+                outputs[raw_table_name(source_name, entity)] = (
                     "raw",
                     event_columns,
                     f"({where}) AND (_stage IS NULL OR _stage <> '{INGEST_STAGE}')",
@@ -407,7 +407,7 @@ class StreamJob:
         raw: dict[str, list[str]] = {}
         for source_name, source in self.stream.sources.items():
             for entity in sorted({e.entity for e in _entries(source)}):
-                raw.setdefault(entity, []).append(f"raw.{source_name}_{entity}")
+                raw.setdefault(entity, []).append(raw_table_name(source_name, entity))
         return StreamTables(
             raw=raw,
             clean={entity: f"clean.{entity}" for entity in self.entities},

@@ -33,6 +33,12 @@ NAMESPACES = ("raw", "clean", "quarantine", "curated")
 # Lineage columns every zone carries (ARCHITECTURE.md, "Contracts every stage keeps").
 LINEAGE_COLUMNS = ("_source", "_entity", "_source_key", "_ingested_at", "_run_id", "_content_hash")
 
+
+def raw_table_name(source: str, entity: str) -> str:
+    """``raw.<source>_<entity>``: every version one source sent of one entity (batch or stream)."""
+    return f"raw.{source}_{entity}"
+
+
 _SQLITE_PREFIX = "sqlite:"
 DATA_FILE = "data/part-00000.parquet"
 

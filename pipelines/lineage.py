@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines.errors import ConfigError, LakeError
-from pipelines.lake import Lake
+from pipelines.lake import Lake, raw_table_name
 from pipelines.ledger import RunLedger
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def trace(
     traces = []
     for row in rows:
         source, entity = row.get("_source"), row.get("_entity")
-        raw_name = f"raw.{source}_{entity}" if source and entity else None
+        raw_name = raw_table_name(source, entity) if source and entity else None
         versions = (
             _raw_versions(lake, raw_name, source_key)
             if raw_name is not None and raw_name in known

@@ -24,14 +24,13 @@ Orphan files are not removed: a file an in-flight writer just wrote looks the sa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ingest.crm import CrmCursor
 from pipelines.config import PipelineConfig
-from pipelines.lake import Lake
+from pipelines.lake import Lake, raw_table_name
 from pipelines.spark_job import LEVEL_PROPERTY, Watermark
 
 if TYPE_CHECKING:
@@ -81,7 +80,7 @@ class MaintenanceReport:
 def batch_tables(config: PipelineConfig) -> list[tuple[str, str, str]]:
     """Each batch entity's (raw, clean, curated) table names, ``namespace.table``."""
     return [
-        (f"raw.{source_name}_{entity}", f"clean.{entity}", f"curated.{entity}")
+        (raw_table_name(source_name, entity), f"clean.{entity}", f"curated.{entity}")
         for source_name, source in config.sources.items()
         for entity in source.entity_names()
     ]
@@ -90,13 +89,12 @@ def batch_tables(config: PipelineConfig) -> list[tuple[str, str, str]]:
 def state_snapshot(table: Table) -> Any | None:
     """The newest ancestor of the current snapshot whose summary holds incremental state (a
     watermark or a CRM cursor): the one ``SparkBatchJob._stored_state`` reads."""
-    snapshot = table.current_snapshot()
-    while snapshot is not None:
+    from pyiceberg.table.snapshots import ancestors_of
+
+    for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
         summary = snapshot.summary.additional_properties if snapshot.summary else {}
         if Watermark.from_summary(summary) is not None or CrmCursor.from_summary(summary):
             return snapshot
-        parent = snapshot.parent_snapshot_id
-        snapshot = table.snapshot_by_id(parent) if parent is not None else None
     return None
 
 
@@ -117,13 +115,10 @@ class TableMaintenance:
         for raw, clean, curated in batch_tables(config):
             if raw in existing:
                 reports.append(self.maintain(raw, keep_state=True))
-            if clean in existing and curated in existing:
-                level_before = self._is_level(clean, curated)
-                reports.extend(self.maintain(name) for name in (clean, curated))
-                if level_before:
-                    self._mark_level(clean, curated)
-            else:
-                reports.extend(self.maintain(n) for n in (clean, curated) if n in existing)
+            level = {clean, curated} <= existing and self._is_level(clean, curated)
+            reports.extend(self.maintain(name) for name in (clean, curated) if name in existing)
+            if level:
+                self._mark_level(clean, curated)
         return reports
 
     def maintain(self, name: str, *, keep_state: bool = False) -> MaintenanceReport:
@@ -158,10 +153,10 @@ class TableMaintenance:
         return mark is not None and mark == self._level_mark(clean, curated)
 
     def _level_mark(self, clean: str, curated: str) -> str:
-        ids: Iterable[int | None] = (
-            TableFiles.of(self.lake.table(name)).snapshot_id for name in (clean, curated)
+        """``LEVEL_PROPERTY``'s value for the two tables' current snapshots."""
+        return ":".join(
+            str(TableFiles.of(self.lake.table(name)).snapshot_id) for name in (clean, curated)
         )
-        return ":".join(str(i) for i in ids)
 
     def _mark_level(self, clean: str, curated: str) -> None:
         mark = self._level_mark(clean, curated)

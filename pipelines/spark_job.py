@@ -41,7 +41,7 @@ from pipelines.errors import (
     StewardError,
     first_line,
 )
-from pipelines.lake import LINEAGE_COLUMNS, Lake
+from pipelines.lake import LINEAGE_COLUMNS, Lake, raw_table_name
 from pipelines.ledger import RunRecord, StageCounts
 from pipelines.quality import QualityGate, ZoneStats, raise_if_failed
 
@@ -273,7 +273,7 @@ class SparkBatchJob:
                     yield read
 
     def _raw_name(self, source_name: str, entity: str) -> str:
-        return self.table("raw", f"{source_name}_{entity}")
+        return f"{self.lake.catalog_name}.{raw_table_name(source_name, entity)}"
 
     def _read_jdbc(self, reader: JdbcReader, source_name: str, table: JdbcTable) -> EntityRead:
         """The table's rows past its stored watermark (all of them on a full run); Spark
