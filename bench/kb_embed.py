@@ -48,7 +48,9 @@ def measure(device: str, model: Path, texts: list[str], counts: list[int]) -> di
     ours_s, our_vectors = timed(lambda: ours.embed(texts, counts), sync)
     batches = [
         [texts[i] for i in batch]
-        for batch in plan_batches(counts, ours.plan.batch_size, ours.plan.max_batch_tokens)
+        for batch in plan_batches(
+            ours.sequence_lengths(counts), ours.plan.batch_size, ours.plan.max_batch_tokens
+        )
     ]
     preprocess_s, _ = timed(lambda: [ours.model.preprocess(batch) for batch in batches])
     features_s, _ = timed(lambda: [ours.features(batch) for batch in batches])

@@ -163,10 +163,10 @@ def choose_featurizer(
     ``model.preprocess`` itself; with the name of the one chosen."""
     import torch
 
-    reference = model.preprocess(list(_PROBE_TEXTS))
     tokenizer = getattr(model, "tokenizer", None)
     if not getattr(tokenizer, "is_fast", False):
         return model.preprocess, "preprocess"
+    reference = model.preprocess(list(_PROBE_TEXTS))
     passthrough = {k: v for k, v in reference.items() if not isinstance(v, torch.Tensor)}
     try:
         backend = BackendFeatures(tokenizer, max_length, passthrough)
@@ -307,6 +307,12 @@ class SentenceTransformerEmbedder:
         """The underlying ``SentenceTransformer`` (benchmarks compare against its ``encode``)."""
         return self._model
 
+    def sequence_lengths(self, token_counts: Sequence[int]) -> list[int]:
+        """The model's input length for texts of ``token_counts`` tokens: special tokens
+        added, truncated at the model limit (what batches are planned by)."""
+        specials = self._max_seq - self._max_tokens
+        return [min(count + specials, self._max_seq) for count in token_counts]
+
     def features(self, texts: Sequence[str]) -> Features:
         """The model inputs for one batch of texts, as ``plan.tokenizer`` makes them."""
         return self._featurize(texts)
@@ -329,8 +335,7 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self._dimension), dtype=np.float32)
         if token_counts is None:
             token_counts = [len(spans) for spans in self.token_spans(texts)]
-        specials = self._max_seq - self._max_tokens
-        counts = [min(count + specials, self._max_seq) for count in token_counts]
+        counts = self.sequence_lengths(token_counts)
         result = np.empty((len(texts), self._dimension), dtype=np.float32)
         done = np.zeros(len(texts), dtype=bool)
         while not done.all():
