@@ -6,6 +6,7 @@ discriminated by ``action``) is built from this registry, so nothing else change
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any, ClassVar, Literal, TypeVar, get_args
@@ -32,6 +33,7 @@ from cleaning_rules.rules import (
     flag_bits,
     substitution,
 )
+from cleaning_rules.stdlib_re import stdlib_twin
 
 ACTIONS: dict[str, type[RuleSpec]] = {}
 
@@ -68,6 +70,27 @@ def _joined_rewrite(
     return batch if fits else None
 
 
+def _checked_twin(
+    spec: RuleSpec, pattern: regex.Pattern[str], replacement: Replacement | None
+) -> re.Pattern[str] | None:
+    """The pattern's ``re`` twin (``stdlib_re.py``) if it has one and gives the same result as
+    ``regex`` on the rule's examples: substitutions, or (``replacement`` None) searches."""
+    twin = stdlib_twin(pattern)
+    if twin is None:
+        return None
+    for text in _samples(spec):
+        try:
+            if replacement is None:
+                same = (twin.search(text) is None) == (pattern.search(text) is None)
+            else:
+                same = twin.sub(replacement, text) == pattern.sub(replacement, text)
+        except (re.error, regex.error, IndexError):
+            return None  # a template re reads differently
+        if not same:
+            return None
+    return twin
+
+
 def _joined_search(spec: RuleSpec, rule: VerdictRule) -> regex.Pattern[str] | None:
     """The verdict pattern over separator-joined values (see :func:`_joined_rewrite`)."""
     joined = joined_pattern(rule.pattern)
@@ -100,7 +123,8 @@ class ReplaceRule(RuleSpec):
 
     def build(self) -> CompiledRule:
         pattern = compile_pattern(self.pattern, self.flags)
-        rewrite = substitution(pattern, self.replacement)
+        twin = _checked_twin(self, pattern, self.replacement)
+        rewrite = substitution(pattern, self.replacement, twin)
         return TextRule(
             self.id,
             _fields(self),
@@ -110,6 +134,7 @@ class ReplaceRule(RuleSpec):
             # The template with every group empty: the characters it writes of its own.
             frozenset(_probe_match(pattern).expand(self.replacement)),
             _joined_rewrite(self, pattern, self.replacement, rewrite),
+            twin,
         )
 
 
@@ -214,17 +239,18 @@ class MapRule(RuleSpec):
         fold = str.casefold if ignore_case else str
         lookup = {fold(key): expansion for key, expansion in self.table.items()}
 
-        def expand(match: regex.Match[str]) -> str:
+        def expand(match: regex.Match[str] | re.Match[str]) -> str:
             found = match.group()
             return lookup.get(fold(found), found)
 
         pattern = table_pattern(list(self.table), flag_bits(self.flags))
         skip = strings_prefilter(self.table, ignore_case=ignore_case)
         trigger = strings_trigger(self.table, ignore_case=ignore_case)
-        rewrite = substitution(pattern, expand)
+        twin = _checked_twin(self, pattern, expand)
+        rewrite = substitution(pattern, expand, twin)
         joined = _joined_rewrite(self, pattern, expand, rewrite)
         introduces = frozenset("".join(self.table.values()))
-        return TextRule(self.id, _fields(self), rewrite, skip, trigger, introduces, joined)
+        return TextRule(self.id, _fields(self), rewrite, skip, trigger, introduces, joined, twin)
 
 
 @register_action
@@ -266,7 +292,7 @@ class NormalizeRule(RuleSpec):
         # clause references, units): each short match is transformed once per rule.
         remembered = lru_cache(maxsize=_REMEMBERED_MATCHES)(apply)
 
-        def each_match(match: regex.Match[str]) -> str:
+        def each_match(match: regex.Match[str] | re.Match[str]) -> str:
             found = match.group()
             return remembered(found) if len(found) <= _REMEMBERED_LENGTH else apply(found)
 
@@ -274,9 +300,12 @@ class NormalizeRule(RuleSpec):
         # A match holds only characters of the text: a text without the form's trigger has
         # no match the form would change.
         trigger = pattern_trigger(pattern) or form.trigger
-        rewrite = substitution(pattern, each_match)
+        twin = _checked_twin(self, pattern, each_match)
+        rewrite = substitution(pattern, each_match, twin)
         joined = _joined_rewrite(self, pattern, each_match, rewrite)
-        return TextRule(self.id, _fields(self), rewrite, skip, trigger, form.introduces, joined)
+        return TextRule(
+            self.id, _fields(self), rewrite, skip, trigger, form.introduces, joined, twin
+        )
 
 
 class _VerdictSpec(RuleSpec):
@@ -297,6 +326,7 @@ class _VerdictSpec(RuleSpec):
             self.reason,
             pattern_prefilter(pattern),
             pattern_trigger(pattern),
+            twin=_checked_twin(self, pattern, None),
         )
         return replace(rule, joined=_joined_search(self, rule))
 

@@ -7,6 +7,7 @@ quarantines the record). The engine only ever runs those two shapes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -15,6 +16,7 @@ import regex
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from cleaning_rules.prefilter import Trigger
+from cleaning_rules.stdlib_re import twin_reads
 
 Verdict = Literal["keep", "drop", "quarantine"]
 FlagName = Literal["IGNORECASE", "MULTILINE", "DOTALL", "VERBOSE", "ASCII"]
@@ -142,7 +144,7 @@ class RuleSpec(StrictModel):
         raise NotImplementedError
 
 
-Replacement = str | Callable[["regex.Match[str]"], str]
+Replacement = str | Callable[["regex.Match[str] | re.Match[str]"], str]
 Rewrite = Callable[[str, float | None], str]
 
 
@@ -155,7 +157,9 @@ class TextRule:
     already normal), so the rewrite can be left out. ``trigger`` (optional) is coarser: the
     characters one of which a text must hold for the rule to change it. ``introduces`` are the
     characters the rewrite may write that were not in its input (None: unknown). ``joined``
-    (optional) is the same rewrite over many values joined by a separator (``joined.py``).
+    (optional) is the same rewrite over many values joined by a separator (``joined.py``);
+    ``twin`` (optional) the rule's pattern in the standard library's ``re``, which ``rewrite``
+    uses on short texts (``stdlib_re.py``).
     """
 
     rule_id: str
@@ -165,6 +169,7 @@ class TextRule:
     trigger: Trigger | None = None
     introduces: frozenset[str] | None = None
     joined: Rewrite | None = None
+    twin: re.Pattern[str] | None = None
 
     verdict: ClassVar[None] = None
     reason: ClassVar[None] = None
@@ -176,12 +181,26 @@ class TextRule:
         return self.rewrite(text, timeout)
 
 
-def substitution(pattern: regex.Pattern[str], replacement: Replacement) -> Rewrite:
-    """A rewrite that substitutes every match of ``pattern``, under the timeout."""
+def substitution(
+    pattern: regex.Pattern[str], replacement: Replacement, twin: re.Pattern[str] | None = None
+) -> Rewrite:
+    """A rewrite that substitutes every match of ``pattern``, under the timeout; with ``twin``
+    (the same pattern in ``re``, ``stdlib_re.py``), a short text goes through the twin."""
     sub = pattern.sub
-    # Positional (repl, string, count, pos, endpos, concurrent, timeout): regex parses keyword
-    # arguments through a slower path, about a microsecond a call on a short field.
-    return lambda text, timeout: sub(replacement, text, 0, None, None, None, timeout)
+    if twin is None:
+        # Positional (repl, string, count, pos, endpos, concurrent, timeout): regex parses
+        # keyword arguments through a slower path, about a microsecond a call on a short field.
+        return lambda text, timeout: sub(replacement, text, 0, None, None, None, timeout)
+    twin_sub = twin.sub
+
+    def rewrite(text: str, timeout: float | None) -> str:
+        # No time limit on the twin: it only exists for patterns that cannot run away, and
+        # only reads short texts (stdlib_re.py).
+        if twin_reads(text):
+            return twin_sub(replacement, text)
+        return sub(replacement, text, 0, None, None, None, timeout)
+
+    return rewrite
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -196,6 +215,7 @@ class VerdictRule:
     skip: Callable[[str], bool] | None = None  # True only when the pattern cannot match
     trigger: Trigger | None = None  # characters one of which every match holds
     joined: regex.Pattern[str] | None = None  # the pattern over separator-joined values
+    twin: re.Pattern[str] | None = None  # the pattern in re, for short texts (stdlib_re.py)
 
     def matches(self, text: str, timeout: float | None) -> bool:
         """Whether the rule fires on ``text``; raises TimeoutError past ``timeout`` s."""
@@ -205,6 +225,9 @@ class VerdictRule:
 
     def found(self, text: str, timeout: float | None) -> bool:
         """Whether ``pattern`` occurs in ``text`` (no prefilter); TimeoutError past ``timeout``."""
+        twin = self.twin
+        if twin is not None and twin_reads(text):
+            return twin.search(text) is not None
         # Positional (string, pos, endpos, concurrent, partial, timeout): see substitution.
         return self.pattern.search(text, None, None, None, False, timeout) is not None
 
