@@ -152,8 +152,11 @@ def _atom(atom: str, flags: int) -> str:
         return atom  # a class of code points and ranges: the same by definition, no tables
     ours = _runs(regex.finditer(f"(?:{atom})+", _BMP, flags))
     re_flags = sum(bit for flag, bit in _FLAGS.items() if flags & flag)
-    if _runs(re.finditer(f"(?:{atom})+", _BMP, re_flags)) == ours:
-        return atom
+    try:
+        if _runs(re.finditer(f"(?:{atom})+", _BMP, re_flags)) == ours:
+            return atom
+    except re.error:
+        pass  # a class re cannot read (\p{Han} inside): regex's set is written out instead
     if not ours:
         return "(?!)"
     body = "".join(

@@ -34,13 +34,14 @@ TWINNED = [
     (r"(?P<y>\d{4})([/.-])\d\2", 0),
     (r"(?>\n[ \t]++at [^\n]++){2,}", 0),
     (r"\w+", regex.ASCII),
+    (r"(?<![^\W\p{Han}])iv(?![^\W\p{Han}])", regex.IGNORECASE),  # a class re cannot read
     (r"第(?:[ \t]+(\d+)[ \t]*|(\d+)[ \t]+)(?=[编章节条款项目])", 0),
 ]
 TEXTS = [
     "",
     "ab a b abc",
     "2024年3月5日 2024-03-05 2024 年",
-    "q8h Q12H q.8h",
+    "q8h Q12H q.8h 静脉iv IV期 ivy",
     "K\u212a k \u017f s \u0131 i \u0130",  # Kelvin sign, long s, dotless and dotted i
     "\u0660\u0661\u0662 \u09e6\u09e7 ٣",  # Arabic-Indic and Bengali digits
     "\x1c\x1d\x1e\x1f \u00a0\u2028\u3000 x",  # separators re calls space and regex does not
