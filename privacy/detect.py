@@ -38,8 +38,6 @@ from privacy.entities import (
 from privacy.validators import VALIDATORS, Validator, Verdict
 
 _CONFIRMED, _REJECTED, _UNSURE = Verdict.CONFIRMED, Verdict.REJECTED, Verdict.UNSURE
-# ``Verdict.value`` is a descriptor lookup each time; findings are many.
-_VERDICT_VALUES = {verdict: verdict.value for verdict in Verdict}
 
 # Added to a candidate's score when a context word of its type precedes it (Presidio's
 # default context similarity factor).
@@ -322,7 +320,9 @@ class Detector:
                 end - base,
                 score,
                 compiled.name,
-                _VERDICT_VALUES[verdict],
+                # ``_value_`` is the member's plain attribute: ``.value`` is a property and
+                # hashing a member (a dict keyed by members) calls Enum.__hash__ in Python.
+                verdict._value_,
                 word,
             ),
         )
