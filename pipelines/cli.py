@@ -280,10 +280,11 @@ def lake_maintain(
     ] = 10,
     as_json: JsonOption = False,
 ) -> None:
-    """Fold deletes into data files and expire old snapshots of the batch tables (Spark).
+    """Fold deletes and small files into data files and expire old snapshots (Spark).
 
-    Run it between batch runs. The snapshots the next run reads its incremental state from
-    are kept whatever their age; see pipelines/maintenance.py.
+    Batch tables between batch runs; the stream's tables at any time. Snapshots that the next
+    batch run reads its incremental state from, and those the stream still needs, are kept
+    whatever their age; see pipelines/maintenance.py.
     """
     from datetime import timedelta
 
@@ -307,7 +308,8 @@ def lake_maintain(
         "data files",
         "delete files",
         "snapshots",
-        Column("kept for state", overflow="fold"),  # a snapshot id, whole
+        Column("kept for state", overflow="fold"),  # snapshot ids, whole
+        Column("kept for stream", overflow="fold"),
     )
     for r in reports:
         grid.add_row(
@@ -316,6 +318,7 @@ def lake_maintain(
             f"{r.before.delete_files} → {r.after.delete_files}",
             f"{r.before.snapshots} → {r.after.snapshots}",
             str(r.kept_for_state or ""),
+            str(r.kept_for_stream or ""),
         )
     out.print(grid)
 

@@ -1,4 +1,4 @@
-"""Table maintenance for the batch zones: fold deletes into data files, expire old snapshots.
+"""Table maintenance: fold deletes and small files into data files, expire old snapshots.
 
 The batch tables are merge-on-read (``spark_job._TABLE_PROPERTIES``): an incremental run writes
 position-delete files instead of rewriting data files, which keeps runs cheap but makes every
@@ -16,9 +16,21 @@ procedures on each batch entity's raw, clean and curated table, between batch ru
    snapshots; when it held before, it is set to the rewritten snapshots, so the next run
    still takes the short way (clean's changes are curated's) instead of a whole-table diff.
 
-Stream tables are not touched: the checkpoint follower reads the files each stream commit
-added, and orders commits by sequence number once snapshots are expired
-(``pipelines/stream_checkpoints.py``); their compaction is a separate, later job.
+The stream's tables (every table a Flink job has committed to: its raw and clean tables,
+the quarantine tables it shares with the batch job, ``audit.stream_drops``) gain one small
+file per checkpoint and table. They are bin-packed from two files on, and their snapshots
+expire like the others' except for two that readers still need:
+
+- the snapshots the checkpoint follower has not handled yet (those after its cursor in the
+  run ledger; all of them if it has handled none): it reads the files each stream commit
+  added, through that commit's snapshot (``pipelines/stream_checkpoints.py``);
+- the newest stream commit, and everything after it: a stream job that restores from a
+  checkpoint walks back from the current snapshot to its last commit to learn which
+  checkpoints it has already committed. Without that commit it would commit the restored
+  checkpoint's files a second time.
+
+Both are kept by expiring only what is older than the oldest of them. Maintenance may run
+while the stream job runs: appends and rewrites of other files do not conflict in Iceberg.
 Orphan files are not removed: a file an in-flight writer just wrote looks the same.
 """
 
@@ -31,11 +43,17 @@ from typing import TYPE_CHECKING, Any
 from ingest.crm import CrmCursor
 from pipelines.config import PipelineConfig
 from pipelines.lake import Lake, raw_table_name
+from pipelines.ledger import RunLedger
 from pipelines.spark_job import LEVEL_PROPERTY, Watermark
+from pipelines.stream_checkpoints import checkpoint_key, new_snapshots
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
+    from pyiceberg.table.snapshots import Snapshot
     from pyspark.sql import SparkSession
+
+# Iceberg's default is 5; a stream table that commits rarely would keep its small files.
+_STREAM_MIN_INPUT_FILES = 2
 
 
 @dataclass(frozen=True)
@@ -66,7 +84,8 @@ class MaintenanceReport:
     table: str
     before: TableFiles
     after: TableFiles
-    kept_for_state: int | None  # the snapshot kept because the next run reads its state
+    kept_for_state: int | None  # the snapshot kept because the next batch run reads its state
+    kept_for_stream: int | None = None  # the oldest snapshot the stream still needs (docstring)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +93,7 @@ class MaintenanceReport:
             "before": self.before.__dict__,
             "after": self.after.__dict__,
             "kept_for_state": self.kept_for_state,
+            "kept_for_stream": self.kept_for_stream,
         }
 
 
@@ -98,8 +118,29 @@ def state_snapshot(table: Table) -> Any | None:
     return None
 
 
+def is_stream_table(table: Table) -> bool:
+    """Whether a Flink job has committed to ``table`` (in the snapshots it still has)."""
+    return any(checkpoint_key(s) is not None for s in table.metadata.snapshots)
+
+
+def stream_kept(table: Table, cursor: tuple[int, int] | None) -> Snapshot | None:
+    """The oldest snapshot a stream table must keep, with all after it: the oldest the
+    checkpoint follower has not handled (``cursor`` is its last one, ``None`` before its
+    first) or the newest stream commit, whichever is older (module docstring)."""
+    from pyiceberg.table.snapshots import ancestors_of
+
+    unread = new_snapshots(table, cursor)
+    last_commit = next(
+        (s for s in ancestors_of(table.current_snapshot(), table.metadata) if checkpoint_key(s)),
+        None,
+    )
+    kept = [s for s in (*unread[:1], last_commit) if s is not None]
+    return min(kept, key=lambda s: s.sequence_number or 0, default=None)
+
+
 class TableMaintenance:
-    """Iceberg's maintenance procedures on the lake's batch tables, through one Spark session."""
+    """Iceberg's maintenance procedures on the lake's batch and stream tables, through one
+    Spark session."""
 
     def __init__(self, spark: SparkSession, lake: Lake, older_than: timedelta, retain_last: int):
         if retain_last < 1:
@@ -110,6 +151,7 @@ class TableMaintenance:
         self.retain_last = retain_last
 
     def run(self, config: PipelineConfig) -> list[MaintenanceReport]:
+        """Maintain each batch entity's tables, then the stream's (module docstring)."""
         existing = set(self.lake.tables())
         reports: list[MaintenanceReport] = []
         for raw, clean, curated in batch_tables(config):
@@ -119,33 +161,50 @@ class TableMaintenance:
             reports.extend(self.maintain(name) for name in (clean, curated) if name in existing)
             if level:
                 self._mark_level(clean, curated)
+        done = {r.table for r in reports}
+        reports.extend(
+            self.maintain(name)
+            for name in sorted(existing - done)
+            if is_stream_table(self.lake.table(name))
+        )
         return reports
 
     def maintain(self, name: str, *, keep_state: bool = False) -> MaintenanceReport:
-        """Compact ``name``, then expire its old snapshots (keeping the state snapshot)."""
-        before = TableFiles.of(self.lake.table(name))
+        """Compact ``name``, then expire its old snapshots, keeping the batch state snapshot
+        (with ``keep_state``) and, on a stream table, what the stream still needs."""
+        table = self.lake.table(name)
+        before = TableFiles.of(table)
+        stream = is_stream_table(table)
+        cursor = RunLedger(self.lake.config.ledger).stream_cursors().get(name) if stream else None
         qualified = f"{self.lake.catalog_name}.{name}"
         procedures = f"{self.lake.catalog_name}.system"
+        options = "'delete-file-threshold', '1'"
+        if stream:
+            options += f", 'min-input-files', '{_STREAM_MIN_INPUT_FILES}'"
         self.spark.sql(
-            f"CALL {procedures}.rewrite_data_files(table => '{name}',"
-            " options => map('delete-file-threshold', '1'))"
+            f"CALL {procedures}.rewrite_data_files(table => '{name}', options => map({options}))"
         ).collect()
         self.spark.sql(
             f"CALL {procedures}.rewrite_position_delete_files(table => '{name}',"
             " options => map('rewrite-all', 'true'))"
         ).collect()
         cutoff = self.cutoff
-        kept = None
-        if keep_state and (state := state_snapshot(self.lake.table(name))) is not None:
+        kept = kept_for_stream = None
+        table = self.lake.table(name)
+        if keep_state and (state := state_snapshot(table)) is not None:
             kept = state.snapshot_id
-            cutoff = min(cutoff, datetime.fromtimestamp(state.timestamp_ms / 1000, UTC))
+            cutoff = min(cutoff, _keeps_from(table, state))
+        if stream and (needed := stream_kept(table, cursor)) is not None:
+            kept_for_stream = needed.snapshot_id
+            cutoff = min(cutoff, _keeps_from(table, needed))
         self.spark.sql(
             f"CALL {procedures}.expire_snapshots(table => '{name}',"
             f" older_than => TIMESTAMP '{cutoff.strftime('%Y-%m-%d %H:%M:%S.%f')[:-3]} UTC',"
             f" retain_last => {self.retain_last})"
         ).collect()
         self.spark.catalog.refreshTable(qualified)
-        return MaintenanceReport(name, before, TableFiles.of(self.lake.table(name)), kept)
+        after = TableFiles.of(self.lake.table(name))
+        return MaintenanceReport(name, before, after, kept, kept_for_stream)
 
     def _is_level(self, clean: str, curated: str) -> bool:
         curated_table = self.lake.table(curated)
@@ -164,3 +223,17 @@ class TableMaintenance:
             f"ALTER TABLE {self.lake.catalog_name}.{curated}"
             f" SET TBLPROPERTIES ('{LEVEL_PROPERTY}' = '{mark}')"
         )
+
+
+def _keeps_from(table: Table, oldest: Snapshot) -> datetime:
+    """An ``older_than`` for ``expire_snapshots`` that keeps ``oldest`` and every snapshot from
+    it to the current one: the earliest of their commit times, since writers on different
+    clocks may stamp a later commit a little earlier (Iceberg accepts a minute of skew)."""
+    from pyiceberg.table.snapshots import ancestors_of
+
+    earliest = oldest.timestamp_ms
+    for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
+        earliest = min(earliest, snapshot.timestamp_ms)
+        if snapshot.snapshot_id == oldest.snapshot_id:
+            break
+    return datetime.fromtimestamp(earliest / 1000, UTC)

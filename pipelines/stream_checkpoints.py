@@ -104,7 +104,8 @@ class CheckpointCommits:
     cursors: Mapping[str, tuple[int, int]]
 
 
-def _key(snapshot: Snapshot) -> tuple[str, int] | None:
+def checkpoint_key(snapshot: Snapshot) -> tuple[str, int] | None:
+    """(Flink job id, checkpoint id) of a stream commit; ``None`` for any other snapshot."""
     props = snapshot.summary.additional_properties if snapshot.summary else {}
     if JOB_ID not in props or CHECKPOINT_ID not in props:
         return None  # not a stream commit (maintenance, a manual fix)
@@ -135,7 +136,7 @@ def checkpoint_groups(
     checkpoints below the newest one that any table has committed or that Flink has completed
     (``completed``), or, once the job has stopped (``final``), all of them. A snapshot that
     is not a stream commit goes with the checkpoint of the stream commit before it."""
-    stamped = {key[1] for snaps in pending.values() for s in snaps if (key := _key(s))}
+    stamped = {key[1] for snaps in pending.values() for s in snaps if (key := checkpoint_key(s))}
     newest = max(stamped, default=0)
     limit = newest if final else max(newest, completed) - 1
     position = dict.fromkeys(pending, 0)
@@ -144,7 +145,9 @@ def checkpoint_groups(
         taken: dict[str, tuple[Snapshot, ...]] = {}
         for name, snaps in pending.items():
             end = position[name]
-            while end < len(snaps) and ((key := _key(snaps[end])) is None or key[1] <= checkpoint):
+            while end < len(snaps) and (
+                (key := checkpoint_key(snaps[end])) is None or key[1] <= checkpoint
+            ):
                 end += 1
             taken[name] = tuple(snaps[position[name] : end])
             position[name] = end
@@ -156,7 +159,7 @@ def checkpoint_groups(
 
 
 def _group(checkpoint: int, snapshots: Mapping[str, tuple[Snapshot, ...]]) -> CheckpointCommits:
-    jobs = [key[0] for snaps in snapshots.values() for s in snaps if (key := _key(s))]
+    jobs = [key[0] for snaps in snapshots.values() for s in snaps if (key := checkpoint_key(s))]
     cursors = {
         name: (snaps[-1].snapshot_id, snaps[-1].sequence_number or 0)
         for name, snaps in snapshots.items()
@@ -183,7 +186,7 @@ def _appends(snapshots: Iterable[Snapshot]) -> list[Snapshot]:
     return [
         s
         for s in snapshots
-        if s.summary is not None and s.summary.operation == Operation.APPEND and _key(s)
+        if s.summary is not None and s.summary.operation == Operation.APPEND and checkpoint_key(s)
     ]
 
 

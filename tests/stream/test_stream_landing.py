@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from index.stores import open_store
 from ingest.landing import LandingTailer
 from ingest.stream_config import LandingSourceConfig, StreamConfig
 from pipelines.chain import OUTCOME_FIELDS, Chain
-from pipelines.config import LakeConfig
+from pipelines.config import LakeConfig, PipelineConfig
 from pipelines.contracts import QualityConfig
 from pipelines.flink_events import (
     EVENT_SCHEMA,
@@ -424,3 +425,69 @@ def test_following_the_same_checkpoints_again_doubles_nothing(runs: LandingRuns)
         for name in ("raw.shipper_app_logs", "raw.shipper_access_logs", "quarantine.ingest")
     )
     assert ingest == lake_rows
+
+
+def test_maintenance_compacts_stream_tables_and_keeps_what_the_stream_needs(
+    runs: LandingRuns, spark
+) -> None:
+    """``steward lake maintain`` on the stream's tables: small files bin-packed, rows
+    unchanged, old snapshots expired except those the follower has not handled and the last
+    stream commit; the next run restores and follows from there, repeating nothing."""
+    from pipelines.maintenance import TableFiles, TableMaintenance, is_stream_table
+    from pipelines.stream_checkpoints import checkpoint_key, new_snapshots
+
+    lake = runs.lake
+    raw, clean = "raw.shipper_app_logs", "clean.app_logs"
+    names = sorted(n for n in lake.tables() if is_stream_table(lake.table(n)))
+    assert {raw, clean, "quarantine.ingest"} <= set(names)
+    before = {n: TableFiles.of(lake.table(n)) for n in names}
+    assert before[raw].data_files >= 2 and before[clean].data_files >= 2
+    rows = {n: sorted(lake.read(n).to_pylist(), key=str) for n in names}
+
+    # The follower is behind on raw: its cursor back at raw's first stream commit.
+    ledger = RunLedger(lake.config.ledger)
+    handled = ledger.stream_cursors()[raw]
+    first = next(s for s in lake.table(raw).snapshots() if checkpoint_key(s))
+    clean_first = lake.table(clean).snapshots()[0]
+    _set_cursor(ledger, raw, (first.snapshot_id, first.sequence_number or 0))
+    unread = [s.snapshot_id for s in new_snapshots(lake.table(raw), ledger.stream_cursors()[raw])]
+    assert unread
+
+    # This lake is not the session's: a second Spark session mounts it as its catalog.
+    session = spark.newSession()
+    for key, value in lake.spark_catalog_conf().items():
+        session.conf.set(key, value)
+    reports = TableMaintenance(session, lake, timedelta(0), retain_last=1).run(
+        PipelineConfig(lake=lake.config)
+    )
+
+    by_table = {r.table: r for r in reports}
+    assert sorted(by_table) == names
+    assert by_table[raw].after.data_files == 1 and by_table[clean].after.data_files == 1
+    assert {n: sorted(lake.read(n).to_pylist(), key=str) for n in names} == rows
+    kept_raw = {s.snapshot_id for s in lake.table(raw).snapshots()}
+    assert set(unread) <= kept_raw and first.snapshot_id not in kept_raw
+    assert by_table[raw].kept_for_stream == unread[0]
+    # Clean was followed to the end: what remains starts at its last stream commit.
+    clean_table = lake.table(clean)
+    commits = [s for s in clean_table.snapshots() if checkpoint_key(s)]
+    assert len(commits) == 1 and by_table[clean].kept_for_stream == commits[0].snapshot_id
+    assert clean_first.snapshot_id not in {s.snapshot_id for s in clean_table.snapshots()}
+
+    # The follower catches up on raw, then a new event goes through a restored job once.
+    _set_cursor(ledger, raw, handled)
+    folder = runs.stream.sources["shipper"].path  # type: ignore[union-attr]
+    write_lines(folder / "app.log", ["2024-03-05 12:00:00,000 INFO [main] com.acme.App - after"])
+    third = runs.run()
+    assert third.restored_from is not None
+    keys = lake.read(raw)["_source_key"].to_pylist()
+    assert len(keys) == len(set(keys)) == len(rows[raw]) + 1
+    assert lake.read(clean).num_rows == len(rows[clean]) + 1
+
+
+def _set_cursor(ledger: RunLedger, table: str, cursor: tuple[int, int]) -> None:
+    with sqlite3.connect(ledger.path) as db:
+        db.execute(
+            "UPDATE stream_cursors SET snapshot_id = ?, sequence_number = ? WHERE table_name = ?",
+            (*cursor, table),
+        )
