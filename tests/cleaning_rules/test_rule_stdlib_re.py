@@ -22,6 +22,7 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "rules_throughput.py"
 # Patterns whose twin must exist and agree with regex on every text below, flags included.
 TWINNED = [
     (r"\d+", 0),
+    (r"x*|\s*", 0),  # empty matches: both modules step past them alike
     (r"(?<!\d)\d{4}\s?年", 0),
     (r"\bab\b", 0),
     (r"\Bb", 0),
