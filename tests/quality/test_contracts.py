@@ -1,13 +1,18 @@
-"""Entity contracts: the shipped ones load; mistakes are reported with file:line."""
+"""Entity contracts: the shipped ones load and fit their data; mistakes are reported with
+file:line."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from pipelines.contracts import EntityContract, QualityConfig, load_contract, load_contracts
 from pipelines.errors import ConfigError
+from pipelines.flink_events import SOURCE_SCHEMA, parse_events
+from pipelines.quality import QualityStage, schema_problems
 
 GOOD = """\
 entity: things
@@ -28,7 +33,9 @@ def write(tmp_path: Path, text: str, name: str = "things.yaml") -> Path:
 
 def test_the_shipped_entities_have_contracts(contracts: dict[str, EntityContract]) -> None:
     assert sorted(contracts) == [
+        "access_logs",
         "accounts",
+        "app_logs",
         "contacts",
         "customers",
         "invoices",
@@ -104,3 +111,49 @@ def test_key_must_be_a_column_and_entity_must_match_file(tmp_path: Path) -> None
 def test_contracts_folder_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such contracts folder"):
         load_contracts(tmp_path / "missing")
+
+
+def test_the_log_contracts_fit_what_the_log_formats_parse(
+    contracts: dict[str, EntityContract],
+) -> None:
+    """The stream entities' contracts against events parsed by the built-in formats: every
+    event passes, and one without what the contract requires is quarantined by rule."""
+    sources = [
+        ("app_logs", "java_app", b"2024-03-05 10:00:00,123 ERROR [main] com.acme.App - disk full"),
+        ("app_logs", "json", b'{"time": "2024-03-05T10:00:01Z", "message": "queue depth 12"}'),
+        (
+            "access_logs",
+            "nginx_access",
+            b'203.0.113.9 - - [05/Mar/2024:10:00:02 +0000] "GET /health HTTP/1.1" 200 2'
+            b' "-" "curl/8.0"',
+        ),
+    ]
+    batch = pa.Table.from_pylist(
+        [
+            {
+                "payload": payload,
+                "source": "shipper",
+                "entity": entity,
+                "format": fmt,
+                "source_key": f"{fmt}.log:{offset}",
+                "origin": f"{fmt}.log",
+            }
+            for offset, (entity, fmt, payload) in enumerate(sources)
+        ],
+        schema=SOURCE_SCHEMA,
+    )
+    events, malformed = parse_events(batch, {}, run_id="r1", max_event_bytes=1 << 20)
+    assert malformed.num_rows == 0
+    stage = QualityStage(contracts)
+    for entity, count in (("app_logs", 2), ("access_logs", 1)):
+        rows = events.filter(pc.equal(events["_entity"], entity))
+        assert schema_problems(contracts[entity], rows.schema) == []
+        result = stage.process(rows)
+        assert result.kept.num_rows == rows.num_rows == count
+
+    access = events.filter(pc.equal(events["_entity"], "access_logs"))
+    position = access.schema.get_field_index("origin")
+    orphan = access.set_column(position, access.schema.field(position), pa.nulls(1, pa.string()))
+    result = stage.process(orphan)
+    assert result.kept.num_rows == 0
+    assert result.quarantined["_rule_id"].to_pylist() == ["quality.access_logs.origin.required"]
