@@ -10,6 +10,17 @@ import pytest
 
 WritePack = Callable[..., Path]
 
+# A rule that backtracks exponentially on a short near miss ("a" * 40 + "b"): the lint check
+# flags it, and only the time limit stops it.
+OVERLAPPING = r"""
+- id: demo.overlapping
+  description: overlapping branches under a quantifier, exponential on a short near miss
+  action: replace
+  pattern: '(a|aa)+$'
+  replacement: ''
+  examples: [{in: b}]
+"""
+
 HEADER = """\
 pack: {name}
 version: "1"

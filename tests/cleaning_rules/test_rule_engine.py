@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pickle
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +11,8 @@ import pytest
 from cleaning_rules import plan as plan_module
 from cleaning_rules.engine import RecordResult, RuleSet, load_packs
 from cleaning_rules.plan import REMEMBERED_LENGTH
+from tests.cleaning_rules.conftest import OVERLAPPING, WritePack
 
-WritePack = Callable[..., Path]
 MEDICAL = load_packs(["common", "medical"])
 
 
@@ -129,16 +127,6 @@ def test_catastrophic_regex_quarantines_quickly(write_pack: WritePack) -> None:
     assert result.record == {"text": "a" * 5000 + "b", "id": 7}
     # The run goes on: the next record is cleaned as usual.
     assert ruleset.apply("notes", {"text": "ba"}).record == {"text": "c"}
-
-
-OVERLAPPING = r"""
-- id: demo.overlapping
-  description: overlapping branches under a quantifier, exponential on a short near miss
-  action: replace
-  pattern: '(a|aa)+$'
-  replacement: ''
-  examples: [{in: b}]
-"""
 
 
 def counting_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:

@@ -15,7 +15,7 @@ from cleaning_rules.actions import MapRule, table_pattern
 from cleaning_rules.engine import available_packs, load_packs
 from cleaning_rules.rules import RuleSpec, TextRule, VerdictRule, flag_bits
 from cleaning_rules.stdlib_re import TWIN_LENGTH, stdlib_twin, twin_reads
-from tests.cleaning_rules.conftest import WritePack
+from tests.cleaning_rules.conftest import OVERLAPPING, WritePack
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "rules_throughput.py"
 
@@ -93,18 +93,8 @@ def test_twin_reads_short_texts_within_the_bmp_only() -> None:
     assert not twin_reads("emoji \U0001f600")
 
 
-SLOW = r"""
-- id: demo.overlapping
-  description: overlapping branches under a quantifier, exponential on a short near miss
-  action: replace
-  pattern: '(a|aa)+$'
-  replacement: ''
-  examples: [{in: b}]
-"""
-
-
 def test_a_rule_the_linter_flags_stays_on_regex_with_its_timeout(write_pack: WritePack) -> None:
-    ruleset = load_packs(["demo"], write_pack(rules=SLOW), timeout=0.02)
+    ruleset = load_packs(["demo"], write_pack(rules=OVERLAPPING), timeout=0.02)
     (rule,) = ruleset.rules_for("notes", "text")
     assert isinstance(rule, TextRule) and rule.twin is None
     near_miss = "a" * 40 + "b"  # short enough for a twin: without the time limit, hours
