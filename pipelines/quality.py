@@ -430,11 +430,24 @@ class _Gx:
         self._pandas = self.context.data_sources.add_pandas("steward_pandas")
         self._spark: Any = None
         self._definitions: dict[tuple[str, str], Any] = {}
+        # Registering a suite and a validation definition costs about a third of a gate's
+        # validation on a few thousand rows (GX serialises both into its stores); a run
+        # validates the same suites batch after batch, so each is registered once per
+        # content and kept.
+        self._suites: dict[str, tuple[list[CheckSpec], Any]] = {}
+        self._validations: dict[tuple[str, str], Any] = {}
 
     def suite(self, name: str, checks: Sequence[CheckSpec]) -> Any:
+        """The suite of ``checks`` under ``name``; the registered one while they are the same."""
+        kept = self._suites.get(name)
+        if kept is not None and kept[0] == list(checks):
+            return kept[1]
         expectations = [_expectation(c) for c in checks if c.expectation != SCHEMA_CHECK]
         suite = self.gx.ExpectationSuite(name=name, expectations=expectations)
-        return self.context.suites.add_or_update(suite) if self.root is not None else suite
+        if self.root is not None:
+            suite = self.context.suites.add_or_update(suite)
+        self._suites[name] = (list(checks), suite)
+        return suite
 
     def batch_definition(self, engine: str, name: str) -> Any:
         if (engine, name) in self._definitions:
@@ -462,9 +475,12 @@ class _Gx:
         if self.root is None:
             batch = definition.get_batch(batch_parameters={"dataframe": data})
             return batch.validate(suite, result_format=_STORED_RESULT_FORMAT)
-        validation = self.context.validation_definitions.add_or_update(
-            self.gx.ValidationDefinition(name=name, data=definition, suite=suite)
-        )
+        validation = self._validations.get((engine, name))
+        if validation is None or validation.suite is not suite:
+            validation = self.context.validation_definitions.add_or_update(
+                self.gx.ValidationDefinition(name=name, data=definition, suite=suite)
+            )
+            self._validations[engine, name] = validation
         return validation.run(
             batch_parameters={"dataframe": data},
             result_format=_STORED_RESULT_FORMAT,
