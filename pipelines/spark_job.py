@@ -76,9 +76,8 @@ CONTRACT_STAGE = "contract"
 # driver-side (planning a dozen small Spark jobs, Iceberg commits, the gate's checks) and
 # waiting, which overlaps well even on two cores; Spark schedules the threads' jobs side by side.
 PUBLISH_THREADS = 4
-# Change sets up to this many rows are broadcast when compared with a whole table
-# (``SparkBatchJob._unseen``): at 1% of a large table the table is scanned instead of shuffled.
-# 100,000 rows of key and hash columns are a few MB on each executor.
+# A read up to this many rows (an incremental run's, typically) is written as soon as its chain
+# ends, beside the next entities' reads and chains (``SparkBatchJob.execute``).
 _FEW_ROWS = 100_000
 # A curated table property: "<clean snapshot id>:<curated snapshot id>", written after a sync
 # made curated level with clean (see ``SparkBatchJob._sync_curated``).
@@ -392,15 +391,11 @@ class SparkBatchJob:
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
         if report.kept:
             self._check(kept, read.entity, "clean", whole_zone=False)
-        clean_changes = self._merge_clean(
-            kept, report.kept, done.source.select("_source_key"), read
-        )
+        clean_changes = self._merge_clean(kept, done.source.select("_source_key"), read)
         report.deleted = clean_changes.deleted
         report.watermark = read.state(done.source)
         raw = self._raw_name(read.source, read.entity)
-        report.raw_new_versions = self._append_raw(
-            done.frame, raw, report.watermark, few=report.rows_read <= _FEW_ROWS
-        )
+        report.raw_new_versions = self._append_raw(done.frame, raw, report.watermark)
         report.seconds["clean+raw"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -682,34 +677,17 @@ class SparkBatchJob:
                 WHEN NOT MATCHED THEN INSERT *""",
             )
 
-    def _unseen(self, rows: DataFrame, target: str, columns: list[str], *, few: bool) -> DataFrame:
-        """The ``rows`` whose ``columns`` values ``target`` does not hold.
-
-        ``few`` says ``rows`` is a small change set (``_FEW_ROWS``): it is broadcast and the
-        target is only scanned, not shuffled. A left anti join can broadcast only its right
-        side (here the whole table), so the target's matching rows are found first with a
-        semi join against the broadcast rows, then the rows are anti-joined with those.
-        """
-        from pyspark.sql import functions as F
-
-        existing = self.spark.table(target).select(*columns)
-        if not few:
-            return rows.join(existing, columns, "left_anti")
-        held = existing.join(F.broadcast(rows.select(*columns)), columns, "left_semi")
-        return rows.join(F.broadcast(held), columns, "left_anti")
-
-    def _changed(self, rows: DataFrame, target: str, *, few: bool) -> DataFrame:
+    def _changed(self, rows: DataFrame, target: str) -> DataFrame:
         """The rows whose key is new to ``target`` or whose content or versions differ.
 
         Merging only these keeps an unchanged re-run from rewriting any data file: Iceberg's
         copy-on-write MERGE rewrites every file holding a matched key, changed or not.
         """
-        columns = ["_source_key", *(c for c in _VERSION_COLUMNS if c in rows.columns)]
-        return self._unseen(rows, target, columns, few=few)
+        columns = [c for c in _VERSION_COLUMNS if c in rows.columns]
+        existing = self.spark.table(target).select("_source_key", *columns)
+        return rows.join(existing, ["_source_key", *columns], "left_anti")
 
-    def _merge_clean(
-        self, kept: DataFrame, kept_rows: int, seen: DataFrame, read: EntityRead
-    ) -> CleanChanges:
+    def _merge_clean(self, kept: DataFrame, seen: DataFrame, read: EntityRead) -> CleanChanges:
         """One row per source key, the newest clean version.
 
         Rows flagged deleted at the source (``soft_delete_column``) and, on a full read, keys
@@ -720,7 +698,7 @@ class SparkBatchJob:
 
         name = self.table("clean", read.entity)
         self._ensure_table(kept, name)
-        few = kept_rows <= _FEW_ROWS
+        # Only a soft-delete column or a full read can delete: otherwise no job looks for any.
         deleting: list[DataFrame] = []
         if read.soft_delete_column:
             flagged = F.coalesce(F.col(read.soft_delete_column), F.lit(False))
@@ -738,7 +716,7 @@ class SparkBatchJob:
             deletes = deleting[0] if len(deleting) == 1 else deleting[0].unionByName(deleting[1])
             deletes = deletes.localCheckpoint(eager=True)
             deleted = deletes.count()
-        changes = self._changed(kept, name, few=few).withColumn("_delete", F.lit(False))
+        changes = self._changed(kept, name).withColumn("_delete", F.lit(False))
         if deleted:
             self._record_deletes(deletes, read.source, read.entity)
             placeholders = kept.limit(0).unionByName(deletes, allowMissingColumns=True)
@@ -790,14 +768,14 @@ class SparkBatchJob:
                 WHEN NOT MATCHED THEN INSERT *""",
             )
 
-    def _append_raw(self, frame: DataFrame, name: str, state: dict[str, str], *, few: bool) -> int:
+    def _append_raw(self, frame: DataFrame, name: str, state: dict[str, str]) -> int:
         """Append the row versions raw has not seen (by key and content hash); the commit
         carries the run id and the incremental state this read covered."""
         from pyspark.sql import functions as F
 
         self._ensure_table(frame, name, [F.days("_ingested_at")])
-        new = self._unseen(frame, name, ["_source_key", "_content_hash"], few=few)
-        new = new.select(*frame.columns)
+        seen = self.spark.table(name).select("_source_key", "_content_hash")
+        new = frame.join(seen, ["_source_key", "_content_hash"], "left_anti").select(*frame.columns)
         # Pinned: counted, then appended, without scanning raw twice.
         new = new.localCheckpoint(eager=True)
         count = new.count()
@@ -832,17 +810,12 @@ class SparkBatchJob:
         current = table.currentSnapshot()
         curated_snapshot = int(current.snapshotId()) if current is not None else None
         level = table.properties().get(LEVEL_PROPERTY)
-        level_before = level is not None and level == f"{clean_changes.before}:{curated_snapshot}"
-        changes = clean_changes.rows if level_before else self._curated_diff(source, name)
+        if level is not None and level == f"{clean_changes.before}:{curated_snapshot}":
+            changes = clean_changes.rows
+        else:
+            changes = self._curated_diff(source, name)
+        zone = self._zone_stats(source, entity)
         changed = changes.where(~F.col("_delete")).drop("_delete")
-        # Curated level with clean before this run means the gate of that sync found clean's
-        # keys unique: only the keys this run wrote need grouping (``zone_stats``).
-        contract = self.gate.contracts.get(entity)
-        zone = (
-            zone_stats(source, list(contract.key), changed if level_before else None)
-            if contract is not None
-            else None
-        )
         self._check(changed, entity, "curated", whole_zone=True, zone=zone)
         if self._upsert(name, changes, [c for c in changes.columns if c != "_delete"]):
             curated_snapshot = self._snapshot_id(name)
@@ -865,37 +838,25 @@ class SparkBatchJob:
         gone = published.select("_source_key").join(
             source.select("_source_key"), "_source_key", "left_anti"
         )
-        changes = self._changed(source, name, few=False).withColumn("_delete", F.lit(False))
+        changes = self._changed(source, name).withColumn("_delete", F.lit(False))
         deletions = source.limit(0).unionByName(gone, allowMissingColumns=True)
         changes = changes.unionByName(deletions.withColumn("_delete", F.lit(True)))
         return changes.localCheckpoint(eager=True)
 
+    def _zone_stats(self, table: DataFrame, entity: str) -> ZoneStats | None:
+        """The whole table's figures for the curated gate (None: the entity is unchecked)."""
+        from pyspark.sql import functions as F
 
-def zone_stats(table: DataFrame, key: list[str], changed: DataFrame | None = None) -> ZoneStats:
-    """A table's figures for a gate that checks only its changes: rows, and key values held
-    by more than one row.
-
-    With ``changed``, the rows a run merged into a table whose keys were unique before that
-    merge (a gate judged them): only key values those rows carry can be held twice now, so
-    only they are grouped. One scan and no shuffle of the table: the changed keys are
-    broadcast, and every other row falls into one group that Spark aggregates before the
-    shuffle. Without it, every key value is grouped.
-    """
-    from pyspark.sql import functions as F
-
-    if changed is None:
-        per_key = table.groupBy(*key).count()
-        repeated = F.col("count") > 1
-    else:
-        hits = changed.select(*key).distinct().withColumn("_steward_hit", F.lit(True))
-        grouped = F.when(F.col("_steward_hit"), F.struct(*key)).alias("_steward_key")
-        per_key = table.join(F.broadcast(hits), key, "left").groupBy(grouped).count()
-        repeated = F.col("_steward_key").isNotNull() & (F.col("count") > 1)
-    row = per_key.agg(
-        F.sum("count").alias("rows"),
-        F.count(F.when(repeated, True)).alias("duplicate_keys"),
-    ).collect()[0]
-    return ZoneStats(rows=int(row["rows"] or 0), duplicate_keys=int(row["duplicate_keys"]))
+        contract = self.gate.contracts.get(entity)
+        if contract is None:
+            return None
+        # One scan: rows per key value, then the table's rows and the keys held twice or more.
+        per_key = table.groupBy(*[F.col(k) for k in contract.key]).count()
+        row = per_key.agg(
+            F.sum("count").alias("rows"),
+            F.count(F.when(F.col("count") > 1, True)).alias("duplicate_keys"),
+        ).collect()[0]
+        return ZoneStats(rows=int(row["rows"] or 0), duplicate_keys=row["duplicate_keys"])
 
 
 def _records_table(records: list[dict[str, Any]]) -> pa.Table:
