@@ -8,7 +8,7 @@ copy-on-write. Only modules are imported: nothing that starts threads or opens f
 fork would copy half-done.
 
 Great Expectations is not among them: the chain's row checks run without it
-(``pipelines/quality.py``), and importing it took the daemon tens of seconds on a loaded
+(``pipelines/quality_stage.py``), and importing it took the daemon tens of seconds on a loaded
 machine, inside the first entity's transform. A contract whose row check needs GX imports it in
 the workers that meet that check.
 """
@@ -28,7 +28,7 @@ def preload() -> None:
         "cleaning_rules.engine",
         "privacy.detect",
         "privacy.treat",
-        "pipelines.quality",
+        "pipelines.quality_stage",
     ):
         try:
             importlib.import_module(name)

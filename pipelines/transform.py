@@ -29,7 +29,7 @@ def build_chain(config: PipelineConfig, entity: str) -> Chain:
 
         stages.append(PrivacyStage(load_policy(policy_path)))
     from pipelines.contracts import load_contracts
-    from pipelines.quality import QualityStage
+    from pipelines.quality_stage import QualityStage
 
     stages.append(QualityStage(load_contracts(config.quality.contracts_path), config.quality))
     return Chain(stages)

@@ -1,5 +1,5 @@
 """The chain's row checks evaluated without GX name exactly the rows GX names: the same
-vectors run through both (``pipelines/quality.py``, "row checks without GX")."""
+vectors run through both (``pipelines/quality_stage.py``, "row checks without GX")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipelines.quality import PII_EXPECTATION, CheckSpec, QualityStage, native_failing_rows
+from pipelines.quality import PII_EXPECTATION, CheckSpec
+from pipelines.quality_stage import QualityStage, native_failing_rows
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 LATER = datetime(2026, 11, 27, 13, 0, tzinfo=UTC)

@@ -12,7 +12,8 @@ import pytest
 from pipelines.contracts import EntityContract, QualityConfig, load_contract, load_contracts
 from pipelines.errors import ConfigError
 from pipelines.flink_events import SOURCE_SCHEMA, parse_events
-from pipelines.quality import QualityStage, schema_problems
+from pipelines.quality import schema_problems
+from pipelines.quality_stage import QualityStage
 
 GOOD = """\
 entity: things

@@ -17,7 +17,6 @@ from pipelines.contracts import EntityContract, QualityConfig
 from pipelines.errors import ExitCode, QualityGateFailed
 from pipelines.quality import (
     QualityGate,
-    QualityStage,
     ZoneStats,
     check_batch,
     contract_checks,
@@ -25,6 +24,7 @@ from pipelines.quality import (
     schema_problems,
     to_pandas,
 )
+from pipelines.quality_stage import QualityStage
 
 from .conftest import orders, replace, write_config
 
