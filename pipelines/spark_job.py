@@ -263,7 +263,7 @@ class SparkBatchJob:
                 for waiting in publishing
             ]
         reports = [future.result() for future in futures]
-        self.gate.finish()
+        self.gate.finish(self.run.run_id)
         return reports
 
     # -- reading sources ---------------------------------------------------------------------

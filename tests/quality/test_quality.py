@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -255,3 +256,26 @@ def test_gate_keeps_history_data_docs_and_a_report(
     text = runner.invoke(cli, ["quality", "report", "-c", str(config)])
     assert text.exit_code == 0, text.output
     assert "BLOCKED" in text.stdout and "orders.row_count" in text.stdout
+
+
+def test_data_docs_render_the_runs_pages_and_index_them_all(
+    tmp_path: Path, contracts: dict[str, EntityContract]
+) -> None:
+    gate = QualityGate(QualityConfig(), tmp_path, contracts)
+    gate.check(orders(10), "orders", gate="curated", run_id="20250301T000000Z-a")
+    index = gate.finish("20250301T000000Z-a")  # the first build renders what there is
+    assert index is not None
+    pages = tmp_path / "quality" / "data_docs" / "validations"
+    [first] = pages.rglob("*.html")
+    os.utime(first, ns=(0, 0))  # marks the page: a second rendering would rewrite it
+
+    gate.check(orders(10), "orders", gate="curated", run_id="20250302T000000Z-b")
+    assert gate.finish("20250302T000000Z-b") == index
+    assert len(list(pages.rglob("*.html"))) == 2
+    assert first.stat().st_mtime_ns == 0  # only the new run's page was rendered
+    listed = index.read_text("utf-8")
+    assert "20250301T000000Z-a" in listed and "20250302T000000Z-b" in listed
+
+    before = index.stat().st_mtime_ns
+    assert gate.finish("20250303T000000Z-c") == index  # a run that stored nothing
+    assert index.stat().st_mtime_ns == before
