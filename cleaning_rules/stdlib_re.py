@@ -90,14 +90,18 @@ def stdlib_twin(pattern: regex.Pattern[str]) -> re.Pattern[str] | None:
     flags = pattern.flags & ~_IMPLIED
     if flags & ~sum(_FLAGS) or backtracking_risks(pattern.pattern):
         return None
-    re_flags = sum(bit for flag, bit in _FLAGS.items() if flags & flag)
     try:
-        twin = re.compile(_translate(pattern.pattern, flags), re_flags)
+        twin = re.compile(_translate(pattern.pattern, flags), _re_flags(flags))
     except (_NotTwin, re.error):
         return None
     if twin.groups != pattern.groups or twin.groupindex != dict(pattern.groupindex):
         return None
     return twin
+
+
+def _re_flags(flags: int) -> int:
+    """``re``'s bits for ``regex`` flags (those in ``_FLAGS``)."""
+    return sum(bit for flag, bit in _FLAGS.items() if flags & flag)
 
 
 def _translate(source: str, flags: int) -> str:
@@ -154,9 +158,8 @@ def _atom(atom: str, flags: int) -> str:
     if not flags & regex.IGNORECASE and _CODE_POINT_CLASS.fullmatch(atom):
         return atom  # a class of code points and ranges: the same by definition, no tables
     ours = _runs(regex.finditer(f"(?:{atom})+", _BMP, flags))
-    re_flags = sum(bit for flag, bit in _FLAGS.items() if flags & flag)
     try:
-        if _runs(re.finditer(f"(?:{atom})+", _BMP, re_flags)) == ours:
+        if _runs(re.finditer(f"(?:{atom})+", _BMP, _re_flags(flags))) == ours:
             return atom
     except re.error:
         pass  # a class re cannot read (\p{Han} inside): regex's set is written out instead

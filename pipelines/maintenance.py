@@ -36,6 +36,7 @@ Orphan files are not removed: a file an in-flight writer just wrote looks the sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -44,7 +45,7 @@ from ingest.crm import CrmCursor
 from pipelines.config import PipelineConfig
 from pipelines.lake import Lake, raw_table_name
 from pipelines.ledger import RunLedger
-from pipelines.spark_job import LEVEL_PROPERTY, Watermark
+from pipelines.spark_job import LEVEL_PROPERTY, Watermark, level_mark
 from pipelines.stream_checkpoints import checkpoint_key, new_snapshots
 
 if TYPE_CHECKING:
@@ -153,29 +154,37 @@ class TableMaintenance:
     def run(self, config: PipelineConfig) -> list[MaintenanceReport]:
         """Maintain each batch entity's tables, then the stream's (module docstring)."""
         existing = set(self.lake.tables())
+        # The follower's cursors, read once: a cursor only moves forward, so one read before
+        # any table is maintained keeps at least what the stream still needs.
+        cursors = RunLedger(self.lake.config.ledger).stream_cursors()
         reports: list[MaintenanceReport] = []
         for raw, clean, curated in batch_tables(config):
             if raw in existing:
-                reports.append(self.maintain(raw, keep_state=True))
+                reports.append(self.maintain(raw, cursors, keep_state=True))
             level = {clean, curated} <= existing and self._is_level(clean, curated)
-            reports.extend(self.maintain(name) for name in (clean, curated) if name in existing)
+            reports.extend(
+                self.maintain(name, cursors) for name in (clean, curated) if name in existing
+            )
             if level:
                 self._mark_level(clean, curated)
         done = {r.table for r in reports}
         reports.extend(
-            self.maintain(name)
+            self.maintain(name, cursors)
             for name in sorted(existing - done)
             if is_stream_table(self.lake.table(name))
         )
         return reports
 
-    def maintain(self, name: str, *, keep_state: bool = False) -> MaintenanceReport:
+    def maintain(
+        self, name: str, cursors: Mapping[str, tuple[int, int]], *, keep_state: bool = False
+    ) -> MaintenanceReport:
         """Compact ``name``, then expire its old snapshots, keeping the batch state snapshot
-        (with ``keep_state``) and, on a stream table, what the stream still needs."""
+        (with ``keep_state``) and, on a stream table, what the stream still needs (``cursors``:
+        the checkpoint follower's, by table)."""
         table = self.lake.table(name)
         before = TableFiles.of(table)
         stream = is_stream_table(table)
-        cursor = RunLedger(self.lake.config.ledger).stream_cursors().get(name) if stream else None
+        cursor = cursors.get(name) if stream else None
         qualified = f"{self.lake.catalog_name}.{name}"
         procedures = f"{self.lake.catalog_name}.system"
         options = "'delete-file-threshold', '1'"
@@ -213,8 +222,8 @@ class TableMaintenance:
 
     def _level_mark(self, clean: str, curated: str) -> str:
         """``LEVEL_PROPERTY``'s value for the two tables' current snapshots."""
-        return ":".join(
-            str(TableFiles.of(self.lake.table(name)).snapshot_id) for name in (clean, curated)
+        return level_mark(
+            *(TableFiles.of(self.lake.table(name)).snapshot_id for name in (clean, curated))
         )
 
     def _mark_level(self, clean: str, curated: str) -> None:

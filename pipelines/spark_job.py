@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ingest.crm_config import CrmSource
@@ -82,6 +83,11 @@ _FEW_ROWS = 100_000
 # A curated table property: "<clean snapshot id>:<curated snapshot id>", written after a sync
 # made curated level with clean (see ``SparkBatchJob._sync_curated``).
 LEVEL_PROPERTY = "steward.level-with-clean"
+
+
+def level_mark(clean_snapshot: int | None, curated_snapshot: int | None) -> str:
+    """``LEVEL_PROPERTY``'s value for clean's and curated's snapshots (None: no snapshot)."""
+    return f"{clean_snapshot}:{curated_snapshot}"
 
 
 @dataclass
@@ -713,7 +719,7 @@ class SparkBatchJob:
             )
         deleted = 0
         if deleting:
-            deletes = deleting[0] if len(deleting) == 1 else deleting[0].unionByName(deleting[1])
+            deletes = reduce(lambda a, b: a.unionByName(b), deleting)
             deletes = deletes.localCheckpoint(eager=True)
             deleted = deletes.count()
         changes = self._changed(kept, name).withColumn("_delete", F.lit(False))
@@ -810,7 +816,7 @@ class SparkBatchJob:
         current = table.currentSnapshot()
         curated_snapshot = int(current.snapshotId()) if current is not None else None
         level = table.properties().get(LEVEL_PROPERTY)
-        if level is not None and level == f"{clean_changes.before}:{curated_snapshot}":
+        if level is not None and level == level_mark(clean_changes.before, curated_snapshot):
             changes = clean_changes.rows
         else:
             changes = self._curated_diff(source, name)
@@ -819,7 +825,7 @@ class SparkBatchJob:
         self._check(changed, entity, "curated", whole_zone=True, zone=zone)
         if self._upsert(name, changes, [c for c in changes.columns if c != "_delete"]):
             curated_snapshot = self._snapshot_id(name)
-        now_level = f"{clean_changes.after}:{curated_snapshot}"
+        now_level = level_mark(clean_changes.after, curated_snapshot)
         if level != now_level:
             self.spark.sql(
                 f"ALTER TABLE {name} SET TBLPROPERTIES ('{LEVEL_PROPERTY}' = '{now_level}')"
