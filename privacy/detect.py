@@ -73,10 +73,11 @@ _SPAN = re.Match.span
 # The rest of a cluster from a position; on the reversed class view, the part before it.
 _CLUSTER = re.compile(rb"(?:[0Aa.:()+\-_%@]++|(?<=[0A]) (?=[0A]))*+")
 # Full-width digits (U+FF10-FF19) are common in Chinese documents; they are read as ASCII
-# digits. Searched for in UTF-8 (EF BC 90-99), which is faster than a character class over
-# the text; digits of other scripts are not read.
-_FULLWIDTH_DIGIT_UTF8 = re.compile(rb"\xef\xbc[\x90-\x99]")
-_FULLWIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")  # noqa: RUF001
+# digits. Looked for one digit at a time (``in`` runs in C without a regex), a tenth of the
+# cost of a character class over the text or of a search in its UTF-8 encoding; digits of
+# other scripts are not read.
+_FULLWIDTH_DIGIT_CHARS = "０１２３４５６７８９"  # noqa: RUF001
+_FULLWIDTH_DIGITS = str.maketrans(_FULLWIDTH_DIGIT_CHARS, "0123456789")
 # Distinct cluster shapes remembered with the patterns they need; real data repeats a few
 # hundred shapes, and the bound keeps free text with many distinct shapes from growing it.
 _SHAPE_CACHE_SIZE = 1 << 16
@@ -425,7 +426,7 @@ def _ascii_view(text: str) -> tuple[str, bytes]:
     """
     if text.isascii():
         return text, text.encode("ascii")
-    if _FULLWIDTH_DIGIT_UTF8.search(text.encode("utf-8")):
+    if any(digit in text for digit in _FULLWIDTH_DIGIT_CHARS):
         text = text.translate(_FULLWIDTH_DIGITS)
     raw = text.encode("ascii", "replace")
     return raw.decode("ascii"), raw
