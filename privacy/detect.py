@@ -69,6 +69,8 @@ _CLASSES = (
     + b"#" * 128
 )
 _OUTSIDE = ord("#")  # the class of characters outside clusters
+_SPACE = ord(" ")
+_JOINED = b"0A"  # the classes a space inside a cluster stands between
 _SPAN = re.Match.span
 # The rest of a cluster from a position; on the reversed class view, the part before it.
 _CLUSTER = re.compile(rb"(?:[0Aa.:()+\-_%@]++|(?<=[0A]) (?=[0A]))*+")
@@ -252,9 +254,14 @@ class Detector:
             if at < scanned_to:
                 continue
             scanned_to = pos
-            # The start of the cluster; most anchors sit after a plain separator, which a
-            # look at the class before settles without the regex.
-            if at == 0 or classes[at - 1] == _OUTSIDE:
+            # The start of the cluster; most anchors sit after a separator or after a space
+            # that joins no two digits or capitals, which a look at the classes before
+            # settles without the regex.
+            before = classes[at - 1] if at else _OUTSIDE
+            if before == _OUTSIDE or (
+                before == _SPACE
+                and (at == 1 or classes[at] not in _JOINED or classes[at - 2] not in _JOINED)
+            ):
                 begin = at
             else:
                 begin = size - cluster(reversed_classes, size - at).end()

@@ -158,6 +158,9 @@ TRICKY = [
     "ıd card 11010519491231002X",  # dotless i: the case-folding fallback
     "order 2024051612345678901234 ref 1712345678901",
     "x" * 50 + "4111111111111111",  # letters glued to a card: no match
+    # A space before an anchor starts its cluster unless it stands between digits or capitals.
+    " 4111111111111111 A 5500000000000004 a 378282246310005 9 4222222222222",
+    "GB 82 WEST12345698765432 ES91 2100 0418 4502 0005 1332 1 536-90-4399",
 ]
 
 
