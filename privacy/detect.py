@@ -133,8 +133,9 @@ class _Compiled:
 
     type: str
     name: str
-    score: float
-    requires_context: bool
+    # The score of a match by ``[confirmed][has a context word]``, ``None`` where it is
+    # dropped (below the threshold, or no context word for a pattern that requires one).
+    scores: tuple[tuple[float | None, float | None], tuple[float | None, float | None]]
     trims: bool  # retries a rejected match without its trailing groups (``PatternSpec.trim``)
     anchor: str
     regex: re.Pattern[str]
@@ -144,13 +145,25 @@ class _Compiled:
     check: Validator | None
 
     @classmethod
-    def of(cls, entity: EntityType, spec: PatternSpec) -> _Compiled:
+    def of(cls, entity: EntityType, spec: PatternSpec, threshold: float) -> _Compiled:
         check = VALIDATORS[entity.validator] if entity.validator else None
+
+        def score(confirmed: bool, has_word: bool) -> float | None:
+            if spec.requires_context and not has_word:
+                return None
+            if confirmed:
+                value = 1.0
+            else:
+                value = min(1.0, spec.score + CONTEXT_BOOST) if has_word else spec.score
+            return value if value >= threshold else None
+
         return cls(
             type=entity.name,
             name=spec.name,
-            score=spec.score,
-            requires_context=spec.requires_context,
+            scores=(
+                (score(False, False), score(False, True)),
+                (score(True, False), score(True, True)),
+            ),
             trims=spec.trim,
             anchor=spec.anchor,
             regex=re.compile(spec.regex, re.ASCII),
@@ -176,11 +189,12 @@ class Detector:
         if unknown:
             raise ValueError(f"unknown PII types: {', '.join(unknown)}")
         self.types = tuple(n for n in ENTITY_REGISTRY if n in names)
+        # Both fixed at construction: the patterns' score tables are built from the threshold.
         self.threshold = threshold
         self.context_window = context_window
         self._priority = {name: i for i, name in enumerate(ENTITY_REGISTRY)}
         self._compiled = [
-            _Compiled.of(entity, spec)
+            _Compiled.of(entity, spec, threshold)
             for entity in (ENTITY_REGISTRY[n] for n in self.types)
             for spec in entity.patterns
         ]
@@ -223,10 +237,12 @@ class Detector:
         ``scan`` must return exactly this; the tests compare the two on tricky inputs.
         """
         view = _ascii_view(text)[0]
+        folds = _folds_unlike_lower(text)
         found: list[Finding] = []
         for compiled in self._compiled:
             for match in compiled.regex.finditer(view):
-                finding = self._judge(compiled, text, view, match.start(), match.end(), 0)
+                start, end = match.span()
+                finding = self._judge(compiled, text, view, start, end, 0, folds)
                 if finding is not None:
                     found.append(finding)
         return self._resolve(found)
@@ -237,6 +253,7 @@ class Detector:
         if not self._locators:
             return found
         view, raw = _ascii_view(text)
+        folds = _folds_unlike_lower(text)
         classes = raw.translate(_CLASSES)
         reversed_classes = classes[::-1]
         size = len(classes)
@@ -280,7 +297,7 @@ class Detector:
                     start, end = match.span()
                     if slot < 0:
                         slot = bisect.bisect_right(starts, start) - 1
-                    finding = judge(compiled, text, view, start, end, starts[slot])
+                    finding = judge(compiled, text, view, start, end, starts[slot], folds)
                     if finding is not None:
                         found[slot].append(finding)
                     match = find(view, end, pos) if end < pos else None
@@ -294,13 +311,21 @@ class Detector:
         return compiled_for
 
     def _judge(
-        self, compiled: _Compiled, text: str, view: str, start: int, end: int, base: int
+        self,
+        compiled: _Compiled,
+        text: str,
+        view: str,
+        start: int,
+        end: int,
+        base: int,
+        folds: bool,
     ) -> Finding | None:
         """A finding for ``view[start:end]`` with offsets relative to ``base``, or ``None``.
 
         Validators read the ASCII view (full-width digits as ASCII); context words are
         looked for in the original text, not before ``base`` (the start of the text the
-        match belongs to).
+        match belongs to). ``folds`` says whether ``text`` may hold a character that
+        lower-casing does not fold as IGNORECASE does (``_folds_unlike_lower``).
         """
         check = compiled.check
         matched = view[start:end]
@@ -311,14 +336,19 @@ class Detector:
             verdict = check(matched)
         if verdict is _REJECTED:
             return None
-        word = _context_word(compiled, text, max(base, start - self.context_window), start)
-        if word is None:
-            if compiled.requires_context:
-                return None
-            score = 1.0 if verdict is _CONFIRMED else compiled.score
+        begin = start - self.context_window
+        if begin < base:
+            begin = base
+        if folds:
+            word = _context_word(compiled, text, begin, start)
         else:
-            score = 1.0 if verdict is _CONFIRMED else min(1.0, compiled.score + CONTEXT_BOOST)
-        if score < self.threshold:
+            # _context_word without the checks for characters the text does not hold.
+            head = begin - 1 if begin else 0
+            window = text[head:start]
+            match = compiled.folded_context.search(window.lower(), begin - head)
+            word = None if match is None else window[match.start() : match.end()]
+        score = compiled.scores[verdict is _CONFIRMED][word is not None]
+        if score is None:
             return None
         return _new_tuple(
             Finding,
@@ -369,6 +399,16 @@ def _context_word(compiled: _Compiled, text: str, begin: int, end: int) -> str |
         return None if match is None else window[match.start() : match.end()]
     match = compiled.context.search(text, begin, end)
     return None if match is None else match.group(0)
+
+
+# Characters that lower-casing folds otherwise than IGNORECASE matches them: U+0130 lowers to
+# two characters, U+0131 and U+017F stay as they are but match "i" and "s".
+_FOLD_EXCEPTIONS = "\u0130\u0131\u017f"
+
+
+def _folds_unlike_lower(text: str) -> bool:
+    """Whether ``text`` holds a character that ``_context_word`` must check windows for."""
+    return not text.isascii() and any(char in text for char in _FOLD_EXCEPTIONS)
 
 
 def _locators(anchors: Iterable[str]) -> tuple[re.Pattern[bytes], ...]:

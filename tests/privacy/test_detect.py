@@ -185,6 +185,23 @@ def test_case_folding_fallback_matches_ignorecase() -> None:
     assert finding.context_word == "ıd card"
 
 
+def test_context_words_stay_within_their_text() -> None:
+    # scan_many joins texts; a word that ends one text is no context for the next one's
+    # match, and one chunk's case-folding exception (U+017F matches "s") leaves the other
+    # texts' windows as they are.
+    texts = ["my visa", "4111111111111111", "visa 4111111111111111", "ſsn 536-90-4399", "ssn"]
+    found = DETECTOR.scan_many([*texts, "536-90-4399"])
+    assert [[f.context_word for f in per_text] for per_text in found] == [
+        [],
+        [None],
+        ["visa"],
+        ["ſsn"],
+        [],
+        [None],
+    ]
+    assert found == [tuple(DETECTOR.scan_exhaustive(t)) for t in [*texts, "536-90-4399"]]
+
+
 def _fragments(rng: random.Random) -> str:
     """A random piece of text: PII, look-alikes, digits, words, CJK, punctuation."""
     pii = [expected for _, _, expected in POSITIVES]
