@@ -214,10 +214,15 @@ class Detector:
         would set off full collections, which walk the caller's whole heap.
         """
         results: list[tuple[Finding, ...]] = [()] * len(texts)
-        members = [i for i, text in enumerate(texts) if text]
-        present = [text for text in texts if text]
-        # Where each text would start in one join of them all; chunks are cut from it by size,
-        # with list operations rather than a Python step per text (texts are often short).
+        # Texts and positions with list operations rather than a Python step per text (texts
+        # are often short); usually every text is present.
+        present = list(filter(None, texts))
+        members: Sequence[int] = (
+            range(len(texts))
+            if len(present) == len(texts)
+            else [i for i, text in enumerate(texts) if text]
+        )
+        # Where each text would start in one join of them all; chunks are cut from it by size.
         lengths = map(operator.add, map(len, present), repeat(len(_SEPARATOR)))
         bounds = list(accumulate(lengths, initial=0))
         first = 0
@@ -225,9 +230,11 @@ class Detector:
             offset = bounds[first]
             last = bisect.bisect_left(bounds, offset + _CHUNK_CHARS, first + 1, len(present))
             chunk = _SEPARATOR.join(present[first:last])
-            starts = [bound - offset for bound in bounds[first:last]]
+            starts = list(map(operator.sub, bounds[first:last], repeat(offset)))
             for slot, found in self._candidates(chunk, starts).items():
-                results[members[first + slot]] = tuple(self._resolve(found))
+                # One finding (the usual case) needs no resolving.
+                resolved = found if len(found) == 1 else self._resolve(found)
+                results[members[first + slot]] = tuple(resolved)
             first = last
         return results
 
