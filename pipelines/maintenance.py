@@ -45,7 +45,7 @@ from ingest.crm import CrmCursor
 from pipelines.config import PipelineConfig
 from pipelines.lake import Lake, raw_table_name
 from pipelines.ledger import RunLedger
-from pipelines.spark_job import LEVEL_PROPERTY, Watermark, level_mark
+from pipelines.spark_job import LEVEL_PROPERTY, Level, Watermark
 from pipelines.stream_checkpoints import checkpoint_key, new_snapshots
 
 if TYPE_CHECKING:
@@ -161,12 +161,12 @@ class TableMaintenance:
         for raw, clean, curated in batch_tables(config):
             if raw in existing:
                 reports.append(self.maintain(raw, cursors, keep_state=True))
-            level = {clean, curated} <= existing and self._is_level(clean, curated)
+            level = self._level(clean, curated) if {clean, curated} <= existing else None
             reports.extend(
                 self.maintain(name, cursors) for name in (clean, curated) if name in existing
             )
-            if level:
-                self._mark_level(clean, curated)
+            if level is not None:
+                self._mark_level(clean, curated, level)
         done = {r.table for r in reports}
         reports.extend(
             self.maintain(name, cursors)
@@ -215,19 +215,21 @@ class TableMaintenance:
         after = TableFiles.of(self.lake.table(name))
         return MaintenanceReport(name, before, after, kept, kept_for_stream)
 
-    def _is_level(self, clean: str, curated: str) -> bool:
-        curated_table = self.lake.table(curated)
-        mark = curated_table.properties.get(LEVEL_PROPERTY)
-        return mark is not None and mark == self._level_mark(clean, curated)
+    def _level(self, clean: str, curated: str) -> Level | None:
+        """Curated's level mark, if it names the two tables' current snapshots."""
+        level = Level.parse(self.lake.table(curated).properties.get(LEVEL_PROPERTY))
+        return level if level is not None and level.at(*self._snapshots(clean, curated)) else None
 
-    def _level_mark(self, clean: str, curated: str) -> str:
-        """``LEVEL_PROPERTY``'s value for the two tables' current snapshots."""
-        return level_mark(
-            *(TableFiles.of(self.lake.table(name)).snapshot_id for name in (clean, curated))
+    def _snapshots(self, clean: str, curated: str) -> tuple[int | None, int | None]:
+        return (
+            TableFiles.of(self.lake.table(clean)).snapshot_id,
+            TableFiles.of(self.lake.table(curated)).snapshot_id,
         )
 
-    def _mark_level(self, clean: str, curated: str) -> None:
-        mark = self._level_mark(clean, curated)
+    def _mark_level(self, clean: str, curated: str, level: Level) -> None:
+        """Mark the tables level again at their new snapshots; compaction and expiry change no
+        row, so the figures carry over."""
+        mark = Level(*self._snapshots(clean, curated), rows=level.rows).mark
         self.spark.sql(
             f"ALTER TABLE {self.lake.catalog_name}.{curated}"
             f" SET TBLPROPERTIES ('{LEVEL_PROPERTY}' = '{mark}')"

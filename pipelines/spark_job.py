@@ -16,6 +16,15 @@ by side, from one driver thread each. Order of the commits for one entity, and w
 3. ``curated.<entity>`` is brought level with clean (new, changed and deleted keys): from the
    rows clean took in step 1 when curated was level with clean before it, else by comparing
    the two tables; then a table property records the level (``LEVEL_PROPERTY``).
+
+What an incremental run does not scan: rows past the stored watermark are versions no earlier
+run read, so neither raw nor clean can hold them, and they skip the comparison with those
+tables (only a look-back window's rows are compared). Clean counts as holding nothing past the
+watermark when raw's state-bearing commit recorded clean's snapshot (``CLEAN_AT_PROPERTY``)
+and clean has had only compactions since; a run that died between its clean and raw commits
+fails that test, and the next run compares every row. Likewise the curated gate's whole-table
+figures (rows, keys held twice) follow from the figures of the level mark and the counts of
+clean's MERGE commit when curated was level, instead of a group-by over the table.
 """
 
 from __future__ import annotations
@@ -80,14 +89,46 @@ PUBLISH_THREADS = 4
 # A read up to this many rows (an incremental run's, typically) is written as soon as its chain
 # ends, beside the next entities' reads and chains (``SparkBatchJob.execute``).
 _FEW_ROWS = 100_000
-# A curated table property: "<clean snapshot id>:<curated snapshot id>", written after a sync
-# made curated level with clean (see ``SparkBatchJob._sync_curated``).
+# A curated table property (``Level``), written after a sync made curated level with clean
+# (see ``SparkBatchJob._sync_curated``).
 LEVEL_PROPERTY = "steward.level-with-clean"
+# In a raw commit's summary with the incremental state: clean's snapshot once this run's clean
+# MERGE was done, so the next run knows clean holds nothing past the watermark.
+CLEAN_AT_PROPERTY = "steward.clean-snapshot"
+# Snapshot summary counts that a MERGE into a merge-on-read table does not produce; a commit
+# with any of them is not counted from its summary (``SparkBatchJob._figures_after``).
+_NOT_MERGE_COUNTS = ("deleted-records", "added-equality-deletes", "removed-equality-deletes")
 
 
-def level_mark(clean_snapshot: int | None, curated_snapshot: int | None) -> str:
-    """``LEVEL_PROPERTY``'s value for clean's and curated's snapshots (None: no snapshot)."""
-    return f"{clean_snapshot}:{curated_snapshot}"
+@dataclass(frozen=True)
+class Level:
+    """``LEVEL_PROPERTY``: curated was level with clean at these snapshots (None: the table had
+    none), when clean held ``rows`` rows, no key twice (None: not known, e.g. an unchecked
+    entity). Written ``<clean>:<curated>[:<rows>]``."""
+
+    clean: int | None
+    curated: int | None
+    rows: int | None = None
+
+    @property
+    def mark(self) -> str:
+        snapshots = f"{self.clean}:{self.curated}"
+        return snapshots if self.rows is None else f"{snapshots}:{self.rows}"
+
+    @classmethod
+    def parse(cls, mark: str | None) -> Level | None:
+        """The level a mark records; None for no mark or one this code did not write."""
+        parts = (mark or "").split(":")
+        if len(parts) not in (2, 3):
+            return None
+        try:
+            numbers = [None if part == "None" else int(part) for part in parts]
+        except ValueError:
+            return None
+        return cls(*numbers)
+
+    def at(self, clean: int | None, curated: int | None) -> bool:
+        return (self.clean, self.curated) == (clean, curated)
 
 
 @dataclass
@@ -147,14 +188,24 @@ class EntityRead:
     frame: DataFrame
     state: Callable[[DataFrame], dict[str, str]]
     soft_delete_column: str | None = None
+    # Rows past the stored watermark, which no earlier run read (None: any row may be in the
+    # lake already, as on a full read, a CRM read or a table without a watermark), and
+    # whether the read took only such rows (no look-back window).
+    novel: Column | None = None
+    novel_only: bool = False
+    # The clean snapshot recorded with the stored state (``CLEAN_AT_PROPERTY``).
+    clean_at_state: int | None = None
 
 
 @dataclass(frozen=True)
 class CleanChanges:
     """What one run merged into ``clean.<entity>``: the changed rows and the deleted keys
-    (``_delete`` true, other columns null), and clean's snapshot before and after."""
+    (``_delete`` true, other columns null), how many there are and whether their keys are
+    distinct, and clean's snapshot before and after."""
 
     rows: DataFrame
+    size: int
+    distinct_keys: bool
     deleted: int
     before: int | None
     after: int | None
@@ -296,17 +347,23 @@ class SparkBatchJob:
         pushes the comparison down into the source's SQL."""
         frame = reader.read(table)
         raw = self._raw_name(source_name, table.entity_name)
-        previous = None if self.full else self._stored_state(raw, Watermark.from_summary)
-        if previous is not None and table.watermark is not None:
-            frame = frame.where(self._after(frame, table, previous))
+        stored = None if self.full else self._stored_state(raw, Watermark.from_summary)
 
         def state(read: DataFrame) -> dict[str, str]:
             mark = self._new_watermark(read, table)
             return mark.to_summary() if mark is not None else {}
 
-        return EntityRead(
+        read = EntityRead(
             source_name, table.entity_name, table.key, frame, state, table.soft_delete_column
         )
+        if stored is not None and table.watermark is not None:
+            previous, summary = stored
+            read.frame = frame.where(self._after(frame, table, previous))
+            read.novel = self._past(frame, table, previous)
+            read.novel_only = table.lookback.total_seconds() <= 0
+            clean_at = summary.get(CLEAN_AT_PROPERTY)
+            read.clean_at_state = int(clean_at) if clean_at else None
+        return read
 
     def _read_crm(
         self, client: CrmClient, source_name: str, entity: str, key: str
@@ -317,7 +374,8 @@ class SparkBatchJob:
         from ingest.crm import CrmCursor
 
         raw = self._raw_name(source_name, entity)
-        cursor = None if self.full else self._stored_state(raw, CrmCursor.from_summary)
+        stored = None if self.full else self._stored_state(raw, CrmCursor.from_summary)
+        cursor = stored[0] if stored is not None else None
         records: list[dict[str, Any]] = []
         for page in client.pages(entity, cursor):  # type: ignore[arg-type]
             records.extend(_flat(record) for record in page.records)
@@ -331,17 +389,20 @@ class SparkBatchJob:
         summary = cursor.to_summary() if cursor is not None else {}
         return EntityRead(source_name, entity, key, frame, lambda _: summary)
 
-    def _stored_state(self, raw: str, parse: Callable[[dict[str, str]], T | None]) -> T | None:
+    def _stored_state(
+        self, raw: str, parse: Callable[[dict[str, str]], T | None]
+    ) -> tuple[T, dict[str, str]] | None:
         """The incremental state recorded by the newest raw commit that has one (walking back
-        from the current snapshot)."""
+        from the current snapshot), with that commit's whole summary."""
         if not self._exists(raw):
             return None
         table = self._iceberg_table(raw)
         snapshot = table.currentSnapshot()
         while snapshot is not None:
-            state = parse(dict(snapshot.summary()))
+            summary = dict(snapshot.summary())
+            state = parse(summary)
             if state is not None:
-                return state
+                return state, summary
             parent = snapshot.parentId()
             snapshot = table.snapshot(parent) if parent is not None else None
         return None
@@ -397,15 +458,24 @@ class SparkBatchJob:
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
         if report.kept:
             self._check(kept, read.entity, "clean", whole_zone=False)
-        clean_changes = self._merge_clean(kept, done.source.select("_source_key"), read)
+        window = self._window(done)
+        clean_changes = self._merge_clean(kept, done.source.select("_source_key"), read, window)
         report.deleted = clean_changes.deleted
         report.watermark = read.state(done.source)
         raw = self._raw_name(read.source, read.entity)
-        report.raw_new_versions = self._append_raw(done.frame, raw, report.watermark)
+        state = dict(report.watermark)
+        if clean_changes.after is not None:
+            state[CLEAN_AT_PROPERTY] = str(clean_changes.after)
+        # When clean moved, raw commits even without new versions (a full read that found
+        # deletes), so that its newest state names clean's snapshot.
+        moved = bool(report.watermark) and clean_changes.after != clean_changes.before
+        report.raw_new_versions = self._append_raw(
+            done.frame, raw, state, read, window, record=moved
+        )
         report.seconds["clean+raw"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        report.curated_rows = self._sync_curated(read.entity, clean_changes)
+        report.curated_rows = self._sync_curated(read, clean_changes)
         report.seconds["curated"] = time.perf_counter() - started
         return report
 
@@ -561,11 +631,19 @@ class SparkBatchJob:
         from pyspark.sql import functions as F
 
         assert table.watermark is not None
+        if table.lookback.total_seconds() > 0:
+            value = F.lit(mark.value).cast(frame.schema[table.watermark].dataType)
+            value = value - F.expr(f"INTERVAL {int(table.lookback.total_seconds())} SECONDS")
+            return F.col(table.watermark) >= value
+        return self._past(frame, table, mark)
+
+    def _past(self, frame: DataFrame, table: JdbcTable, mark: Watermark) -> Column:
+        """Rows past the watermark: a newer value, or the same value and a greater key."""
+        from pyspark.sql import functions as F
+
+        assert table.watermark is not None
         column = F.col(table.watermark)
         value = F.lit(mark.value).cast(frame.schema[table.watermark].dataType)
-        if table.lookback.total_seconds() > 0:
-            value = value - F.expr(f"INTERVAL {int(table.lookback.total_seconds())} SECONDS")
-            return column >= value
         key = F.lit(mark.key).cast(frame.schema[table.key].dataType)
         return (column > value) | ((column == value) & (F.col(table.key) > key))
 
@@ -683,6 +761,54 @@ class SparkBatchJob:
                 WHEN NOT MATCHED THEN INSERT *""",
             )
 
+    def _window(self, done: Transformed) -> DataFrame | None:
+        """The keys of the read's rows in its look-back window, pinned: rows an earlier run may
+        have read too. None when there are none (``read.novel_only``), and when the read has
+        no watermark to tell (``read.novel`` is None: ``_unseen`` then compares every row)."""
+        from pyspark.sql import functions as F
+
+        read = done.read
+        if read.novel is None or read.novel_only:
+            return None
+        old = done.source.where(~F.coalesce(read.novel, F.lit(False))).select("_source_key")
+        old = old.localCheckpoint(eager=True)
+        return None if old.isEmpty() else old
+
+    @staticmethod
+    def _unseen(
+        rows: DataFrame,
+        compare: Callable[[DataFrame], DataFrame],
+        read: EntityRead,
+        window: DataFrame | None,
+        *,
+        trusted: bool = True,
+    ) -> DataFrame:
+        """``rows`` less those that ``compare`` finds written already. Only the rows an earlier
+        run may have read (the look-back ``window``) are compared: the rest are past the
+        stored watermark, new to every table that holds nothing past it (``trusted``)."""
+        if read.novel is None or not trusted:
+            return compare(rows)
+        if window is None:
+            return rows
+        novel = rows.join(window, "_source_key", "left_anti")
+        return novel.unionByName(compare(rows.join(window, "_source_key", "left_semi")))
+
+    def _untouched_since(self, name: str, snapshot_id: int | None) -> bool:
+        """Whether ``name`` has had no commit but compactions (``replace``) since
+        ``snapshot_id``, its current snapshot included."""
+        if snapshot_id is None:
+            return False
+        table = self._iceberg_table(name)
+        snapshot = table.currentSnapshot()
+        while snapshot is not None:
+            if snapshot.snapshotId() == snapshot_id:
+                return True
+            if snapshot.operation() != "replace":
+                return False
+            parent = snapshot.parentId()
+            snapshot = table.snapshot(parent) if parent is not None else None
+        return False
+
     def _changed(self, rows: DataFrame, target: str) -> DataFrame:
         """The rows whose key is new to ``target`` or whose content or versions differ.
 
@@ -693,12 +819,15 @@ class SparkBatchJob:
         existing = self.spark.table(target).select("_source_key", *columns)
         return rows.join(existing, ["_source_key", *columns], "left_anti")
 
-    def _merge_clean(self, kept: DataFrame, seen: DataFrame, read: EntityRead) -> CleanChanges:
+    def _merge_clean(
+        self, kept: DataFrame, seen: DataFrame, read: EntityRead, window: DataFrame | None
+    ) -> CleanChanges:
         """One row per source key, the newest clean version.
 
         Rows flagged deleted at the source (``soft_delete_column``) and, on a full read, keys
         gone from the source (absent from ``seen``, the keys read, not merely rejected) leave
-        clean and are recorded in ``raw._deletes``.
+        clean and are recorded in ``raw._deletes``. Rows past the watermark are not compared
+        with clean when clean holds nothing past it (``_unseen``, the module docstring).
         """
         from pyspark.sql import functions as F
 
@@ -722,20 +851,37 @@ class SparkBatchJob:
             deletes = reduce(lambda a, b: a.unionByName(b), deleting)
             deletes = deletes.localCheckpoint(eager=True)
             deleted = deletes.count()
-        changes = self._changed(kept, name).withColumn("_delete", F.lit(False))
+        before = self._snapshot_id(name)
+        trusted = self._untouched_since(name, read.clean_at_state)
+        changed = self._unseen(
+            kept, lambda rows: self._changed(rows, name), read, window, trusted=trusted
+        )
+        changes = changed.withColumn("_delete", F.lit(False))
         if deleted:
             self._record_deletes(deletes, read.source, read.entity)
             placeholders = kept.limit(0).unionByName(deletes, allowMissingColumns=True)
             changes = changes.unionByName(placeholders.withColumn("_delete", F.lit(True)))
         changes = changes.localCheckpoint(eager=True)
-        before = self._snapshot_id(name)
-        self._upsert(name, changes, kept.columns)
-        return CleanChanges(changes, deleted, before, self._snapshot_id(name))
+        figures = changes.agg(
+            F.count(F.lit(1)).alias("rows"), F.count_distinct("_source_key").alias("keys")
+        ).collect()[0]
+        self._upsert(name, changes, kept.columns, size=figures["rows"])
+        return CleanChanges(
+            changes,
+            size=figures["rows"],
+            distinct_keys=figures["rows"] == figures["keys"],
+            deleted=deleted,
+            before=before,
+            after=self._snapshot_id(name),
+        )
 
-    def _upsert(self, name: str, changes: DataFrame, columns: list[str]) -> bool:
+    def _upsert(
+        self, name: str, changes: DataFrame, columns: list[str], *, size: int | None = None
+    ) -> bool:
         """Apply changed rows (``_delete`` false) and deletions (``_delete`` true) by key in
-        one commit; nothing to apply commits nothing. Returns whether there was anything."""
-        if changes.isEmpty():
+        one commit; nothing to apply commits nothing. Returns whether there was anything.
+        ``size``, when known, is how many rows ``changes`` holds."""
+        if changes.isEmpty() if size is None else size == 0:
             return False
         assignments = ", ".join(f"t.`{c}` = s.`{c}`" for c in columns)
         names = ", ".join(f"`{c}`" for c in columns)
@@ -774,25 +920,42 @@ class SparkBatchJob:
                 WHEN NOT MATCHED THEN INSERT *""",
             )
 
-    def _append_raw(self, frame: DataFrame, name: str, state: dict[str, str]) -> int:
+    def _append_raw(
+        self,
+        frame: DataFrame,
+        name: str,
+        state: dict[str, str],
+        read: EntityRead,
+        window: DataFrame | None,
+        *,
+        record: bool = False,
+    ) -> int:
         """Append the row versions raw has not seen (by key and content hash); the commit
-        carries the run id and the incremental state this read covered."""
+        carries the run id and the incremental state this read covered (with ``record``,
+        also when there is nothing to append). Raw's versions are never past the watermark
+        its own commit carries, so only the look-back window's rows are compared with it
+        (``_unseen``)."""
         from pyspark.sql import functions as F
 
         self._ensure_table(frame, name, [F.days("_ingested_at")])
-        seen = self.spark.table(name).select("_source_key", "_content_hash")
-        new = frame.join(seen, ["_source_key", "_content_hash"], "left_anti").select(*frame.columns)
-        # Pinned: counted, then appended, without scanning raw twice.
-        new = new.localCheckpoint(eager=True)
+
+        def not_in_raw(rows: DataFrame) -> DataFrame:
+            seen = self.spark.table(name).select("_source_key", "_content_hash")
+            return rows.join(seen, ["_source_key", "_content_hash"], "left_anti")
+
+        new = self._unseen(frame, not_in_raw, read, window)
+        if new is not frame:
+            # Pinned: counted, then appended, without scanning raw twice.
+            new = new.select(*frame.columns).localCheckpoint(eager=True)
         count = new.count()
-        if count:
+        if count or record:
             writer = new.writeTo(name)
             for key, value in {"steward.run-id": self.run.run_id, **state}.items():
                 writer = writer.option(f"snapshot-property.{key}", value)
             self._commit(name, "append", writer.append)
         return count
 
-    def _sync_curated(self, entity: str, clean_changes: CleanChanges) -> int:
+    def _sync_curated(self, read: EntityRead, clean_changes: CleanChanges) -> int:
         """Bring curated level with clean in one commit (new and changed keys, deletions)
         once the curated gate passed; returns the rows curated holds.
 
@@ -804,10 +967,13 @@ class SparkBatchJob:
         sends the next run the long way.
 
         The gate checks the changed rows, collected, and the whole clean table's row count
-        and key uniqueness, computed by Spark: no run collects a whole table.
+        and key uniqueness: from the level mark's figures and clean's MERGE commit when they
+        follow from them (``_figures_after``), else computed by Spark. No run collects a
+        whole table.
         """
         from pyspark.sql import functions as F
 
+        entity = read.entity
         clean = self.table("clean", entity)
         name = self.table("curated", entity)
         source = self.spark.table(clean)
@@ -815,22 +981,64 @@ class SparkBatchJob:
         table = self._iceberg_table(name)
         current = table.currentSnapshot()
         curated_snapshot = int(current.snapshotId()) if current is not None else None
-        level = table.properties().get(LEVEL_PROPERTY)
-        if level is not None and level == level_mark(clean_changes.before, curated_snapshot):
-            changes = clean_changes.rows
+        mark = table.properties().get(LEVEL_PROPERTY)
+        level = Level.parse(mark)
+        checked = entity in self.gate.contracts
+        zone = None
+        size = None
+        if level is not None and level.at(clean_changes.before, curated_snapshot):
+            changes, size = clean_changes.rows, clean_changes.size
+            if checked:
+                zone = self._figures_after(read, level, clean_changes)
         else:
             changes = self._curated_diff(source, name)
-        zone = self._zone_stats(source, entity)
+        if checked and zone is None:
+            zone = self._zone_stats(source, entity)
         changed = changes.where(~F.col("_delete")).drop("_delete")
         self._check(changed, entity, "curated", whole_zone=True, zone=zone)
-        if self._upsert(name, changes, [c for c in changes.columns if c != "_delete"]):
+        columns = [c for c in changes.columns if c != "_delete"]
+        if self._upsert(name, changes, columns, size=size):
             curated_snapshot = self._snapshot_id(name)
-        now_level = level_mark(clean_changes.after, curated_snapshot)
-        if level != now_level:
+        rows = zone.rows if zone is not None and zone.duplicate_keys == 0 else None
+        now = Level(clean_changes.after, curated_snapshot, rows)
+        if mark != now.mark:
             self.spark.sql(
-                f"ALTER TABLE {name} SET TBLPROPERTIES ('{LEVEL_PROPERTY}' = '{now_level}')"
+                f"ALTER TABLE {name} SET TBLPROPERTIES ('{LEVEL_PROPERTY}' = '{now.mark}')"
             )
         return zone.rows if zone is not None else self.spark.table(name).count()
+
+    def _figures_after(
+        self, read: EntityRead, level: Level, changes: CleanChanges
+    ) -> ZoneStats | None:
+        """Clean's figures after this run's MERGE without scanning it, or None when they do
+        not follow from what is known.
+
+        They follow when the level mark gives clean's rows at the snapshot the MERGE started
+        from (no key twice: the gate passed there), the contract's key is the source key the
+        MERGE matches on, and the MERGE's rows have distinct keys: then no key is held twice
+        after it either, and the rows are the mark's plus the rows the commit added less the
+        position deletes it added (an update adds one of each, an insert a row, a delete a
+        position delete). Iceberg writes one delete file per data file, folding in the
+        positions of the file it replaces, so the positions it removed are added back. A
+        commit that counts anything else (removed data files, equality deletes) is not a
+        MERGE into a merge-on-read table, and is not counted.
+        """
+        contract = self.gate.contracts[read.entity]
+        if level.rows is None or list(contract.key) != [read.key] or not changes.distinct_keys:
+            return None
+        rows = level.rows
+        if changes.after != changes.before:
+            table = self._iceberg_table(self.table("clean", read.entity))
+            commit = table.snapshot(changes.after)
+            if commit is None or commit.parentId() != changes.before:
+                return None
+            summary = dict(commit.summary())
+            if any(int(summary.get(count, "0")) for count in _NOT_MERGE_COUNTS):
+                return None
+            deleted = int(summary.get("added-position-deletes", "0"))
+            deleted -= int(summary.get("removed-position-deletes", "0"))
+            rows += int(summary.get("added-records", "0")) - deleted
+        return ZoneStats(rows=rows, duplicate_keys=0)
 
     def _curated_diff(self, source: DataFrame, name: str) -> DataFrame:
         """Curated's changes against the whole clean table (``source``): new and changed

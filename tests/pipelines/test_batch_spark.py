@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +23,14 @@ from pipelines.errors import ConfigError, ExitCode, LakeError, SourceError
 from pipelines.lake import LINEAGE_COLUMNS, Lake
 from pipelines.ledger import RunLedger
 from pipelines.local_postgres import PostgresInfo
-from pipelines.spark_job import EntityReport, run_batch
+from pipelines.spark_job import (
+    CLEAN_AT_PROPERTY,
+    LEVEL_PROPERTY,
+    EntityReport,
+    Level,
+    SparkBatchJob,
+    run_batch,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -275,6 +284,67 @@ def test_full_run_removes_hard_deleted_keys(
     assert all(after[k] == before[k] for k in after)
 
 
+@pytest.fixture
+def lake_scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    """Counts, by table, the batch job's whole-table comparisons (``_changed``) and the
+    curated gate's group-bys (``_zone_stats``, by entity) while a test runs."""
+    calls: Counter[str] = Counter()
+    changed, zone_stats = SparkBatchJob._changed, SparkBatchJob._zone_stats
+
+    def counting_changed(self: SparkBatchJob, rows: object, target: str) -> object:
+        calls[f"compare {target.split('.', 1)[1]}"] += 1
+        return changed(self, rows, target)  # type: ignore[arg-type]
+
+    def counting_zone_stats(self: SparkBatchJob, table: object, entity: str) -> object:
+        calls[f"figures {entity}"] += 1
+        return zone_stats(self, table, entity)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SparkBatchJob, "_changed", counting_changed)
+    monkeypatch.setattr(SparkBatchJob, "_zone_stats", counting_zone_stats)
+    yield calls
+
+
+def test_incremental_run_scans_no_table_and_its_figures_match_a_count(
+    demo_run: DemoRun, spark: SparkSession, postgres: PostgresInfo, lake_scans: Counter[str]
+) -> None:
+    """New, changed and soft-deleted rows past the watermark go in without a comparison
+    with clean or raw, and the curated gate's whole-table figures follow from the level
+    mark and clean's MERGE commit: they equal a count of the table afterwards."""
+    lake = Lake(demo_run.config.lake)
+    run_batch(spark, demo_run.config, "test")  # level with the source, whatever ran before
+    lake_scans.clear()
+    with psycopg.connect(postgres.dsn()) as db:
+        db.execute(
+            "CREATE TEMP TABLE fresh AS SELECT * FROM erp.orders ORDER BY order_id LIMIT 4;"
+            " UPDATE fresh SET order_id = order_id + 1000000, updated_at = now();"
+            " INSERT INTO erp.orders SELECT * FROM fresh;"
+            " UPDATE erp.orders SET note = coalesce(note, '') || ' 复核', updated_at = now()"
+            " WHERE order_id IN (SELECT order_id FROM erp.orders ORDER BY order_id LIMIT 3);"
+            " UPDATE erp.customers SET deleted = true, updated_at = now()"
+            " WHERE customer_id IN (SELECT customer_id FROM erp.customers"
+            " WHERE NOT deleted ORDER BY customer_id DESC LIMIT 2)"
+        )
+    _, reports = run_batch(spark, demo_run.config, "test")
+    by_entity = {r.entity: r for r in reports}
+    assert by_entity["orders"].rows_read == 7 and by_entity["orders"].raw_new_versions == 7
+    assert by_entity["customers"].deleted == 2
+    # No comparison with clean, no group-by for the gate: every row read was past the mark.
+    assert lake_scans == Counter()
+    for entity in ("orders", "customers"):
+        clean = lake.table(f"clean.{entity}")
+        curated = lake.table(f"curated.{entity}")
+        level = Level.parse(curated.properties[LEVEL_PROPERTY])
+        assert level is not None
+        current = (clean.current_snapshot(), curated.current_snapshot())
+        assert level.at(*(s.snapshot_id if s else None for s in current))
+        rows = lake.read(f"clean.{entity}")
+        assert level.rows == rows.num_rows == by_entity[entity].curated_rows
+        assert len(set(rows["_source_key"].to_pylist())) == rows.num_rows
+        # Raw's commit records the clean snapshot it followed, for the next run's test.
+        raw_commit = lake.snapshots(f"raw.erp_{entity}")[-1]
+        assert raw_commit["summary"][CLEAN_AT_PROPERTY] == str(level.clean)
+
+
 # -- failures: nothing half-written ------------------------------------------------------------
 
 
@@ -295,17 +365,16 @@ def items_source(postgres: PostgresInfo) -> Callable[[str], None]:
     return sql
 
 
-def items_config(base: PipelineConfig, packs: list[str] | None = None) -> PipelineConfig:
+def items_config(
+    base: PipelineConfig,
+    packs: list[str] | None = None,
+    name: str = "items",
+    lookback: timedelta = timedelta(0),
+) -> PipelineConfig:
     erp = base.sources["erp"]
+    table = {"name": name, "key": "item_id", "soft_delete_column": None, "lookback": lookback}
     source = erp.model_copy(
-        update={
-            "db_schema": "shop",
-            "tables": [
-                erp.tables[0].model_copy(
-                    update={"name": "items", "key": "item_id", "soft_delete_column": None}
-                )
-            ],
-        }
+        update={"db_schema": "shop", "tables": [erp.tables[0].model_copy(update=table)]}
     )
     transform = base.transform.model_copy(update={"rule_packs": packs or ["common", "medical"]})
     return base.model_copy(update={"sources": {"shop": source}, "transform": transform})
@@ -407,3 +476,89 @@ def test_arrow_roundtrip_of_curated_is_plain(demo_run: DemoRun) -> None:
     frame = pd.read_parquet(release.path / "data")
     assert len(frame) == release.rows
     assert set(LINEAGE_COLUMNS) <= set(frame.columns)
+
+
+def _items_copy(sql: Callable[[str], None], name: str) -> None:
+    sql(f"CREATE TABLE shop.{name} AS SELECT * FROM shop.items;")
+
+
+def test_a_run_that_died_before_raw_compares_every_row_with_clean(
+    demo_run: DemoRun,
+    spark: SparkSession,
+    items_source: Callable[[str], None],
+    lake_scans: Counter[str],
+) -> None:
+    """A run that committed clean and died before raw leaves raw's watermark behind clean.
+    The next run re-reads those rows and must compare them with clean (which holds them),
+    not take them as new: clean gets no second commit, raw gets the versions once."""
+    _items_copy(items_source, "spares")
+    config = items_config(demo_run.config, name="spares")
+    lake = Lake(config.lake)
+    run_batch(spark, config, "test")
+    items_source(
+        "UPDATE shop.spares SET note = note || ' v2', updated_at = now() WHERE item_id <= 2"
+    )
+    run_batch(spark, config, "test")
+    raw_at = lake.table("raw.shop_spares").current_snapshot()
+    curated_at = lake.table("curated.spares").current_snapshot()
+    assert raw_at is not None and curated_at is not None
+
+    # The run that dies: clean takes keys 3 and 4; raw and curated are rolled back as if
+    # their commits never happened.
+    items_source(
+        "UPDATE shop.spares SET note = note || ' v3', updated_at = now() WHERE item_id IN (3, 4)"
+    )
+    run_batch(spark, config, "test")
+    procedures = f"{lake.catalog_name}.system"
+    for name, snapshot in (("raw.shop_spares", raw_at), ("curated.spares", curated_at)):
+        spark.sql(
+            f"CALL {procedures}.rollback_to_snapshot('{name}', {snapshot.snapshot_id})"
+        ).collect()
+        spark.catalog.refreshTable(f"{lake.catalog_name}.{name}")
+    clean_at = lake.table("clean.spares").current_snapshot()
+    assert clean_at is not None
+
+    lake_scans.clear()
+    _, reports = run_batch(spark, config, "test")
+    assert reports[0].rows_read == 2 and reports[0].raw_new_versions == 2
+    assert lake_scans["compare clean.spares"] == 1
+    # Clean already held both rows: nothing to commit there.
+    current = lake.table("clean.spares").current_snapshot()
+    assert current is not None and current.snapshot_id == clean_at.snapshot_id
+    raw = lake.read("raw.shop_spares").to_pylist()
+    assert sorted(r["_source_key"] for r in raw if r["note"].endswith("v3")) == ["3", "4"]
+    curated = {r["_source_key"]: r["note"] for r in lake.read("curated.spares").to_pylist()}
+    assert len(curated) == 50 and curated["3"].endswith(" v3") and curated["1"].endswith(" v2")
+
+
+def test_lookback_compares_only_its_window_and_takes_a_late_commit(
+    demo_run: DemoRun,
+    spark: SparkSession,
+    items_source: Callable[[str], None],
+    lake_scans: Counter[str],
+) -> None:
+    """With a look-back, rows at or before the watermark are read again: only they are
+    compared with raw and clean. A late commit among them is taken, the rest change nothing,
+    and rows past the watermark go in as new."""
+    _items_copy(items_source, "stock")
+    items_source("UPDATE shop.stock SET updated_at = now() - interval '5 minutes';")
+    config = items_config(demo_run.config, name="stock", lookback=timedelta(hours=1))
+    lake = Lake(config.lake)
+    run_batch(spark, config, "test")
+    clean_before = lake.table("clean.stock").current_snapshot()
+    assert clean_before is not None
+    items_source(
+        "INSERT INTO shop.stock VALUES (51, 'late commit', now() - interval '10 minutes');"
+        " UPDATE shop.stock SET note = 'changed', updated_at = now() WHERE item_id = 9;"
+    )
+    lake_scans.clear()
+    _, reports = run_batch(spark, config, "test")
+    # All 51 rows are in the hour: 49 seen before, the late one, the changed one.
+    assert reports[0].rows_read == 51
+    assert reports[0].raw_new_versions == 2
+    assert lake_scans["compare clean.stock"] == 1
+    commit = lake.snapshots("clean.stock")[-1]
+    assert commit["snapshot_id"] != clean_before.snapshot_id
+    assert commit["summary"]["added-records"] == "2"
+    curated = {r["_source_key"]: r["note"] for r in lake.read("curated.stock").to_pylist()}
+    assert len(curated) == 51 and curated["51"] == "late commit" and curated["9"] == "changed"
