@@ -133,17 +133,20 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     EntityType(
         name="BANK_CARD",
         patterns=(
-            # 13 to 19 digits, in the lengths the networks issue by first digit (validators.py
-            # has the exact table): Visa 13, 16 or 19, Mastercard 16, 3 (Amex, Diners, JCB)
-            # 14 to 19, 6 (UnionPay, Discover) 16 to 19. Most 18-digit IDs and order numbers
-            # then fail here rather than in the validator. Grouped numbers start with 2-6 too,
-            # which keeps out the digit groups inside IBANs (GB17 KEMU 0181 5908 ...).
+            # 13 to 19 digits, with the issuer prefixes and lengths of validators.py's table
+            # (_card_lengths; the tests hold the two equal): Visa 4 (13, 16, 19), Mastercard
+            # 2221-2720 and 51-55 (16), Amex 34, 37 (15), Diners 36, 38, 300-305 (14-19), JCB
+            # 3528-3589, UnionPay 62, Discover 65, 6011, 644-649 (16-19). Most 18-digit
+            # resident IDs and order numbers then fail here, at a fraction of what judging
+            # a candidate costs, instead of in the validator. Grouped numbers start with 2-6
+            # too, which keeps out the digit groups inside IBANs (GB17 KEMU 0181 5908 ...).
             PatternSpec(
                 "card_plain",
-                r"[2-6]"
-                + _B1
-                + r"(?:(?<=4)\d{12}(?:\d{3}){0,2}|(?<=[25])\d{15}|(?<=3)\d{13,18}|(?<=6)\d{15,18})"
-                + _E,
+                r"[2-6]" + _B1 + r"(?:(?<=4)\d{12}(?:\d{3}){0,2}"
+                r"|(?<=2)(?:22[1-9]|2[3-9]\d|[3-6]\d\d|7[01]\d|720)\d{12}"
+                r"|(?<=5)[1-5]\d{14}"
+                r"|(?<=3)(?:[47]\d{13}|[68]\d{12,17}|0[0-5]\d{11,16}|5(?:2[89]|[3-8]\d)\d{12,15})"
+                r"|(?<=6)(?:[25]\d{14,17}|011\d{12,15}|4[4-9]\d{13,16}))" + _E,
                 0.4,
                 anchor="0" + _T + "0{12,18}(?![0Aa])",
             ),

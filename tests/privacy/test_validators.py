@@ -255,3 +255,21 @@ def test_card_networks_and_lengths(number: str, verdict: Verdict) -> None:
     if verdict is Verdict.REJECTED and number.startswith("44"):
         assert luhn.is_valid(number)  # rejected for its length, not its checksum
     assert validate("luhn_card", number) is verdict
+
+
+def test_plain_card_pattern_admits_the_issued_prefixes_and_lengths() -> None:
+    # entities.py spells out the card networks' prefixes and lengths in the card_plain
+    # regex, so that numbers the validator would turn away are not candidates at all; the
+    # two must agree on every four-digit prefix and length.
+    import re
+
+    from privacy.entities import ENTITY_REGISTRY
+    from privacy.validators import _card_lengths
+
+    (plain,) = [p for p in ENTITY_REGISTRY["BANK_CARD"].patterns if p.name == "card_plain"]
+    regex = re.compile(plain.regex, re.ASCII)
+    for prefix in map(str, range(1000, 10_000)):
+        for length in range(12, 21):
+            number = prefix + "7" * (length - 4)
+            issued = 13 <= length <= 19 and length in _card_lengths(prefix)
+            assert (regex.fullmatch(number) is not None) == issued, number
