@@ -427,7 +427,9 @@ def _locators(anchors: Iterable[str]) -> tuple[re.Pattern[bytes], ...]:
     locating time with one regex for all). Within a regex, each digit of the text is tried
     against one alternative (``0(?:...)``) rather than against every anchor that starts
     with a digit, and the token-start check (``ANCHOR_TOKEN_START``) common to the
-    alternatives is made once: most digits fail there.
+    alternatives is made once: most digits fail there. Class characters that every
+    alternative continues with go before that check, which then looks past them: the engine
+    skips ahead to the whole literal (``AA00`` for IBANs) and tries far fewer positions.
     """
     groups: dict[str, list[str]] = {}
     for anchor in anchors:
@@ -446,10 +448,32 @@ def _locators(anchors: Iterable[str]) -> tuple[re.Pattern[bytes], ...]:
         head = re.escape(first) if len(first) == 1 else first
         if all(rest.startswith(ANCHOR_TOKEN_START) for rest in rests):
             rests = [rest[len(ANCHOR_TOKEN_START) :] for rest in rests]
-            head += ANCHOR_TOKEN_START
+            shared = _shared_literal(rests)
+            rests = [rest[len(shared) :] for rest in rests]
+            head += shared + _token_start(len(shared))
         regex = f"{head}(?:{'|'.join(rests)})".encode("ascii") + _CLUSTER.pattern
         locators.append(re.compile(regex))
     return tuple(locators)
+
+
+def _token_start(skipped: int) -> str:
+    """``ANCHOR_TOKEN_START`` checked ``skipped`` characters further on."""
+    return f"(?<![0Aa].{'.' * skipped})"
+
+
+def _shared_literal(regexes: list[str]) -> str:
+    """The class characters (``0Aa``) that all ``regexes`` start with, none quantified."""
+    shared = ""
+    for chars in zip(*regexes, strict=False):
+        if chars[0] not in "0Aa" or any(char != chars[0] for char in chars):
+            break
+        shared += chars[0]
+    # A character followed by a quantifier, in any of them, is not a literal.
+    while shared and any(
+        regex[len(shared) : len(shared) + 1] in ("{", "*", "+", "?") for regex in regexes
+    ):
+        shared = shared[:-1]
+    return shared
 
 
 def _top_level_alternatives(regex: str) -> list[str]:

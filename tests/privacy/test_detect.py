@@ -15,7 +15,7 @@ import pytest
 
 from privacy import detect
 from privacy.detect import Detector
-from privacy.entities import CHECKSUMMED_TYPES, ENTITY_NAMES, ENTITY_TYPES
+from privacy.entities import ANCHOR_TOKEN_START, CHECKSUMMED_TYPES, ENTITY_NAMES, ENTITY_TYPES
 
 DETECTOR = Detector()
 
@@ -268,3 +268,14 @@ def test_anchors_start_with_a_plain_character() -> None:
                 first = head or alternative[: 2 if alternative[0] == "\\" else 1]
                 after = alternative[len(first) : len(first) + 1]
                 assert after not in ("{", "*", "+", "?"), (spec.name, alternative)
+
+
+def test_locators_move_shared_literals_before_the_token_start_check() -> None:
+    assert detect._token_start(0) == ANCHOR_TOKEN_START
+    assert detect._shared_literal(["A00 ?[0A]{4}", "A00-0"]) == "A00"
+    assert detect._shared_literal(["A00 ?", "A0{3}"]) == "A"  # a quantified 0 is no literal
+    assert detect._shared_literal(["0{12}", "000"]) == ""
+    assert detect._shared_literal([r"\.0", "a"]) == ""
+    # The IBAN anchor alone: the engine skips to "AA00", and the check looks past it.
+    (iban,) = Detector(["IBAN"])._locators
+    assert iban.pattern.startswith(b"AA00(?<![0Aa]....)")
