@@ -29,6 +29,11 @@ _B1 = r"(?<![0-9A-Za-z].)"
 # anchor's first character, checked after it for the same reason as _B1.
 ANCHOR_TOKEN_START = r"(?<![0Aa].)"
 _T = ANCHOR_TOKEN_START
+# The rest of an SSN's area after its first digit (0-8), its group and its serial, none of
+# them all zeros and the area not 666.
+_SSN_AREA = r"\d{2}(?<!000|666)"
+_SSN_GROUP = r"(?!00)\d{2}"
+_SSN_SERIAL = r"(?!0000)\d{4}"
 
 
 @dataclass(frozen=True)
@@ -217,21 +222,30 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
     EntityType(
         name="US_SSN",
         patterns=(
+            # Areas 000, 666 and 9xx, group 00 and serial 0000 are never issued: validators.py
+            # turns them away (and the published numbers), and these patterns do not match
+            # them, so such numbers cost no candidate (the tests hold the two equal).
             PatternSpec(
                 "ssn_dashed",
-                r"\d(?<![0-9A-Za-z-].)\d{2}-\d{2}-\d{4}(?![0-9A-Za-z-])",
+                r"[0-8](?<![0-9A-Za-z-].)"
+                + _SSN_AREA
+                + "-"
+                + _SSN_GROUP
+                + "-"
+                + _SSN_SERIAL
+                + r"(?![0-9A-Za-z-])",
                 0.6,
                 anchor="0" + _T + "(?<!-.)00-00-0000(?![0Aa-])",
             ),
             PatternSpec(
                 "ssn_spaced",
-                r"\d" + _B1 + r"\d{2} \d{2} \d{4}" + _E,
+                r"[0-8]" + _B1 + _SSN_AREA + " " + _SSN_GROUP + " " + _SSN_SERIAL + _E,
                 0.3,
                 anchor="0" + _T + "00 00 0000(?![0Aa])",
             ),
             PatternSpec(
                 "ssn_bare",
-                r"\d" + _B1 + r"\d{8}" + _E,
+                r"[0-8]" + _B1 + _SSN_AREA + _SSN_GROUP + _SSN_SERIAL + _E,
                 0.2,
                 anchor="0" + _T + "0{8}(?![0Aa])",
                 requires_context=True,

@@ -273,3 +273,23 @@ def test_plain_card_pattern_admits_the_issued_prefixes_and_lengths() -> None:
             number = prefix + "7" * (length - 4)
             issued = 13 <= length <= 19 and length in _card_lengths(prefix)
             assert (regex.fullmatch(number) is not None) == issued, number
+
+
+def test_ssn_patterns_admit_what_the_validator_does_not_turn_away() -> None:
+    # entities.py rules never-issued areas, groups and serials out in the SSN regexes; the
+    # published numbers are left to the validator.
+    import re
+
+    from privacy.entities import ENTITY_REGISTRY
+
+    separators = {"ssn_dashed": "-", "ssn_spaced": " ", "ssn_bare": ""}
+    for spec in ENTITY_REGISTRY["US_SSN"].patterns:
+        regex = re.compile(spec.regex, re.ASCII)
+        for area in (f"{i:03d}" for i in range(1000)):
+            for group in ("00", "01", "55", "99"):
+                for serial in ("0000", "0001", "1120", "5462", "9999"):
+                    number = separators[spec.name].join((area, group, serial))
+                    verdict = validate("us_ssn", number)
+                    published = area + group + serial in ("078051120", "457555462", "219099999")
+                    issued = verdict is not Verdict.REJECTED or published
+                    assert (regex.fullmatch(number) is not None) == issued, number
