@@ -21,10 +21,10 @@ from __future__ import annotations
 import bisect
 import operator
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, pairwise, repeat
+from itertools import accumulate, chain, compress, groupby, pairwise, repeat
+from operator import attrgetter, getitem, is_, is_not, itemgetter, sub
 from typing import NamedTuple
 
 from privacy.entities import (
@@ -122,6 +122,15 @@ class Finding(NamedTuple):
         return data
 
 
+# What _judge_all maps over matches, verdicts and (text, start, finding) triples.
+_MATCH_START = re.Match.start
+_MATCH_END = re.Match.end
+_MATCH_TEXT = re.Match.group
+_VALUE = attrgetter("_value_")
+_TEXT = itemgetter(0)
+_TEXT_AND_START = itemgetter(0, 1)
+_FINDING = itemgetter(2)
+
 # Findings are built as ``_new_tuple(Finding, fields)``: the named tuple's own constructor is
 # a Python function, which costs twice as much again, and the scan builds one per finding.
 _new_tuple = tuple.__new__
@@ -199,7 +208,7 @@ class Detector:
             for spec in entity.patterns
         ]
         self._locators = _locators(c.anchor for c in self._compiled)
-        self._by_shape: dict[bytes, tuple[_Compiled, ...]] = {}
+        self._by_shape: dict[bytes, tuple[int, ...]] = {}  # indices into _compiled
 
     def scan(self, text: str) -> list[Finding]:
         """Findings in ``text``, sorted by start, not overlapping, at or above threshold."""
@@ -244,29 +253,29 @@ class Detector:
         ``scan`` must return exactly this; the tests compare the two on tricky inputs.
         """
         view = _ascii_view(text)[0]
-        folds = _folds_unlike_lower(text)
         found: list[Finding] = []
         for compiled in self._compiled:
             for match in compiled.regex.finditer(view):
                 start, end = match.span()
-                finding = self._judge(compiled, text, view, start, end, 0, folds)
+                finding = self._judge(compiled, text, view, start, end, 0)
                 if finding is not None:
                     found.append(finding)
         return self._resolve(found)
 
     def _candidates(self, text: str, starts: list[int]) -> dict[int, list[Finding]]:
         """Judged matches in ``text`` (texts joined, beginning at ``starts``), by text index."""
-        found: defaultdict[int, list[Finding]] = defaultdict(list)
         if not self._locators:
-            return found
+            return {}
         view, raw = _ascii_view(text)
-        folds = _folds_unlike_lower(text)
         classes = raw.translate(_CLASSES)
         reversed_classes = classes[::-1]
         size = len(classes)
         cluster = _CLUSTER.match
         patterns_by_shape = self._by_shape.get
-        judge = self._judge
+        searches = [compiled.regex.search for compiled in self._compiled]
+        # Each pattern's matches, in the order found; they are judged together afterwards.
+        matches: list[list[re.Match[str]]] = [[] for _ in self._compiled]
+        keep = [found.append for found in matches]
         # Each hit runs from an anchor to the end of its cluster, so a locator's next search
         # starts after the cluster; the hits of all locators are taken in order, and a hit in
         # a cluster that another locator's hit has already brought is passed over.
@@ -290,32 +299,117 @@ class Detector:
             else:
                 begin = size - cluster(reversed_classes, size - at).end()
             shape = classes[begin:pos]
-            compiled_for = patterns_by_shape(shape)
-            if compiled_for is None:
-                compiled_for = self._patterns_for(shape)
-            slot = -1  # the text this cluster belongs to, found at its first match
-            for compiled in compiled_for:
+            indices = patterns_by_shape(shape)
+            if indices is None:
+                indices = self._patterns_for(shape)
+            for index in indices:
                 # A search loop rather than finditer: most clusters hold no match of most of
                 # their patterns, and a failed search creates no iterator. Most matches end
                 # the cluster, and then there is nothing more to search.
-                find = compiled.regex.search
+                find = searches[index]
                 match = find(view, begin, pos)
                 while match is not None:
-                    start, end = match.span()
-                    if slot < 0:
-                        slot = bisect.bisect_right(starts, start) - 1
-                    finding = judge(compiled, text, view, start, end, starts[slot], folds)
-                    if finding is not None:
-                        found[slot].append(finding)
+                    keep[index](match)
+                    end = match.end()
                     match = find(view, end, pos) if end < pos else None
-        return found
+        folds = _folds_unlike_lower(text)
+        bases = [0, *starts]  # by bisect_right(starts, start): the start of a match's text
+        judged: list[tuple[int, int, Finding]] = []
+        for compiled, found in zip(self._compiled, matches, strict=True):
+            if found:
+                judged.extend(self._judge_all(compiled, found, text, view, starts, bases, folds))
+        # By text, each text's in the order of the text (the stable sort keeps the patterns'
+        # order where two start together, as the exhaustive scan has them).
+        judged.sort(key=_TEXT_AND_START)
+        return {
+            index - 1: list(map(_FINDING, of_text)) for index, of_text in groupby(judged, _TEXT)
+        }
 
-    def _patterns_for(self, shape: bytes) -> tuple[_Compiled, ...]:
+    def _patterns_for(self, shape: bytes) -> tuple[int, ...]:
         if len(self._by_shape) >= _SHAPE_CACHE_SIZE:
             self._by_shape.clear()
-        compiled_for = tuple(c for c in self._compiled if c.anchor_regex.search(shape))
-        self._by_shape[shape] = compiled_for
-        return compiled_for
+        indices = tuple(i for i, c in enumerate(self._compiled) if c.anchor_regex.search(shape))
+        self._by_shape[shape] = indices
+        return indices
+
+    def _judge_all(
+        self,
+        compiled: _Compiled,
+        matches: list[re.Match[str]],
+        text: str,
+        view: str,
+        starts: list[int],
+        bases: list[int],
+        folds: bool,
+    ) -> Iterable[tuple[int, int, Finding]]:
+        """``_judge`` for each of ``matches``, as (text index + 1, start, finding) for those kept.
+
+        The same answers, but each step (validators aside) runs over all the matches at once
+        through ``map`` over C functions: slicing, the text each match is in, the context
+        windows, lower-casing and searching them, the score table, building findings. The
+        scan meets about 5,000 candidates per MB, and judging them one Python call at a time
+        was half of its time. ``bases`` is ``[0, *starts]``, read at a match's
+        ``bisect_right(starts, start)``; ``folds`` is ``_folds_unlike_lower(text)``.
+        """
+        starts_at = list(map(_MATCH_START, matches))
+        ends = list(map(_MATCH_END, matches))
+        check = compiled.check
+        retried: list[tuple[int, int, Finding]] = []
+        if check is None:
+            verdicts = [_UNSURE] * len(matches)
+        else:
+            verdicts = list(map(check, map(_MATCH_TEXT, matches)))
+            if _REJECTED in verdicts:
+                kept = list(map(is_not, verdicts, repeat(_REJECTED)))
+                if compiled.trims:
+                    # Rare: a rejected match with groups to trim goes through _judge.
+                    for start, end, ok in zip(starts_at, ends, kept, strict=True):
+                        if not ok and " " in view[start:end]:
+                            index = bisect.bisect_right(starts, start)
+                            finding = self._judge(compiled, text, view, start, end, bases[index])
+                            if finding is not None:
+                                retried.append((index, start, finding))
+                starts_at = list(compress(starts_at, kept))
+                ends = list(compress(ends, kept))
+                verdicts = list(compress(verdicts, kept))
+        in_text = list(map(bisect.bisect_right, repeat(starts), starts_at))
+        text_starts = list(map(bases.__getitem__, in_text))
+        # The context window: context_window characters before the match, not before its text.
+        begins = list(map(max, text_starts, map(sub, starts_at, repeat(self.context_window))))
+        if folds:
+            words = list(map(_context_word, repeat(compiled), repeat(text), begins, starts_at))
+        else:
+            # _context_word where the text holds none of the characters it checks windows
+            # for: one character wider for the word edge (except at 0), lower-cased.
+            wider = list(map(bool, begins))
+            windows = list(map(text.__getitem__, map(slice, map(sub, begins, wider), starts_at)))
+            found = map(compiled.folded_context.search, map(str.lower, windows), wider)
+            words = [
+                None if m is None else w[m.start() : m.end()]
+                for w, m in zip(windows, found, strict=True)
+            ]
+        scores = list(
+            map(
+                getitem,
+                map(compiled.scores.__getitem__, map(is_, verdicts, repeat(_CONFIRMED))),
+                map(is_not, words, repeat(None)),
+            )
+        )
+        fields = zip(
+            repeat(compiled.type),
+            map(sub, starts_at, text_starts),
+            map(sub, ends, text_starts),
+            scores,
+            repeat(compiled.name),
+            map(_VALUE, verdicts),
+            words,
+        )
+        judged: Iterable[tuple[int, int, Finding]] = zip(
+            in_text, starts_at, map(_new_tuple, repeat(Finding), fields), strict=True
+        )
+        if None in scores:
+            judged = compress(judged, map(is_not, scores, repeat(None)))
+        return chain(retried, judged)
 
     def _judge(
         self,
@@ -325,14 +419,12 @@ class Detector:
         start: int,
         end: int,
         base: int,
-        folds: bool,
     ) -> Finding | None:
         """A finding for ``view[start:end]`` with offsets relative to ``base``, or ``None``.
 
         Validators read the ASCII view (full-width digits as ASCII); context words are
         looked for in the original text, not before ``base`` (the start of the text the
-        match belongs to). ``folds`` says whether ``text`` may hold a character that
-        lower-casing does not fold as IGNORECASE does (``_folds_unlike_lower``).
+        match belongs to). The definition ``_judge_all`` keeps to, one match at a time.
         """
         check = compiled.check
         matched = view[start:end]
@@ -346,14 +438,7 @@ class Detector:
         begin = start - self.context_window
         if begin < base:
             begin = base
-        if folds:
-            word = _context_word(compiled, text, begin, start)
-        else:
-            # _context_word without the checks for characters the text does not hold.
-            head = begin - 1 if begin else 0
-            window = text[head:start]
-            match = compiled.folded_context.search(window.lower(), begin - head)
-            word = None if match is None else window[match.start() : match.end()]
+        word = _context_word(compiled, text, begin, start)
         score = compiled.scores[verdict is _CONFIRMED][word is not None]
         if score is None:
             return None
