@@ -14,6 +14,8 @@ stretch of ASCII letters, digits and the punctuation the patterns use, with spac
 between two digits or capitals. No pattern matches across a cluster's edge or looks past
 one, so a pattern run over a cluster finds what it would find there in the whole text:
 ``scan_exhaustive`` is that whole-text definition, and the tests hold the fast scan to it.
+Each pattern's matches in a chunk are then judged together (validator, context words, score),
+step by step over all of them with ``map`` rather than one Python call per candidate.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, chain, compress, groupby, pairwise, repeat
-from operator import attrgetter, getitem, is_, is_not, itemgetter, sub
+from operator import attrgetter, getitem, is_, is_not, sub
 from typing import NamedTuple
 
 from privacy.entities import (
@@ -122,14 +124,7 @@ class Finding(NamedTuple):
         return data
 
 
-# What _judge_all maps over matches, verdicts and (text, start, finding) triples.
-_MATCH_START = re.Match.start
-_MATCH_END = re.Match.end
-_MATCH_TEXT = re.Match.group
-_VALUE = attrgetter("_value_")
-_TEXT = itemgetter(0)
-_TEXT_AND_START = itemgetter(0, 1)
-_FINDING = itemgetter(2)
+_VALUE = attrgetter("_value_")  # a verdict's value, as findings carry it
 
 # Findings are built as ``_new_tuple(Finding, fields)``: the named tuple's own constructor is
 # a Python function, which costs twice as much again, and the scan builds one per finding.
@@ -212,7 +207,7 @@ class Detector:
 
     def scan(self, text: str) -> list[Finding]:
         """Findings in ``text``, sorted by start, not overlapping, at or above threshold."""
-        return self._resolve(self._candidates(text, [0]).get(0, []))
+        return self._resolve(self._candidates(text, [0])[1])
 
     def scan_many(self, texts: Sequence[str | None]) -> list[tuple[Finding, ...]]:
         """``scan`` for each text (``None`` gives no findings), offsets relative to each text.
@@ -240,10 +235,14 @@ class Detector:
             last = bisect.bisect_left(bounds, offset + _CHUNK_CHARS, first + 1, len(present))
             chunk = _SEPARATOR.join(present[first:last])
             starts = list(map(operator.sub, bounds[first:last], repeat(offset)))
-            for slot, found in self._candidates(chunk, starts).items():
+            in_text, findings = self._candidates(chunk, starts)
+            finding = findings.__getitem__
+            for index, of_text in groupby(range(len(findings)), in_text.__getitem__):
+                found = tuple(map(finding, of_text))
                 # One finding (the usual case) needs no resolving.
-                resolved = found if len(found) == 1 else self._resolve(found)
-                results[members[first + slot]] = tuple(resolved)
+                if len(found) > 1:
+                    found = tuple(self._resolve(list(found)))
+                results[members[first + index - 1]] = found
             first = last
         return results
 
@@ -262,10 +261,15 @@ class Detector:
                     found.append(finding)
         return self._resolve(found)
 
-    def _candidates(self, text: str, starts: list[int]) -> dict[int, list[Finding]]:
-        """Judged matches in ``text`` (texts joined, beginning at ``starts``), by text index."""
+    def _candidates(self, text: str, starts: list[int]) -> tuple[list[int], list[Finding]]:
+        """Judged matches in ``text`` (texts joined, beginning at ``starts``), in order.
+
+        As two lists: the index of each finding's text plus one, and the findings, ordered by
+        text and, within a text, by start (the stable sort keeps the patterns' order where
+        two start together, as the exhaustive scan has them).
+        """
         if not self._locators:
-            return {}
+            return [], []
         view, raw = _ascii_view(text)
         classes = raw.translate(_CLASSES)
         reversed_classes = classes[::-1]
@@ -273,9 +277,13 @@ class Detector:
         cluster = _CLUSTER.match
         patterns_by_shape = self._by_shape.get
         searches = [compiled.regex.search for compiled in self._compiled]
-        # Each pattern's matches, in the order found; they are judged together afterwards.
-        matches: list[list[re.Match[str]]] = [[] for _ in self._compiled]
-        keep = [found.append for found in matches]
+        # Each pattern's matches, where they start and end, in the order found; they are
+        # judged together afterwards. Offsets rather than match objects: ints are no work
+        # for the garbage collector, and a chunk's thousands of live matches were.
+        match_starts: list[list[int]] = [[] for _ in self._compiled]
+        match_ends: list[list[int]] = [[] for _ in self._compiled]
+        add_start = [found.append for found in match_starts]
+        add_end = [found.append for found in match_ends]
         # Each hit runs from an anchor to the end of its cluster, so a locator's next search
         # starts after the cluster; the hits of all locators are taken in order, and a hit in
         # a cluster that another locator's hit has already brought is passed over.
@@ -309,21 +317,25 @@ class Detector:
                 find = searches[index]
                 match = find(view, begin, pos)
                 while match is not None:
-                    keep[index](match)
-                    end = match.end()
+                    start, end = match.span()
+                    add_start[index](start)
+                    add_end[index](end)
                     match = find(view, end, pos) if end < pos else None
         folds = _folds_unlike_lower(text)
         bases = [0, *starts]  # by bisect_right(starts, start): the start of a match's text
-        judged: list[tuple[int, int, Finding]] = []
-        for compiled, found in zip(self._compiled, matches, strict=True):
-            if found:
-                judged.extend(self._judge_all(compiled, found, text, view, starts, bases, folds))
-        # By text, each text's in the order of the text (the stable sort keeps the patterns'
-        # order where two start together, as the exhaustive scan has them).
-        judged.sort(key=_TEXT_AND_START)
-        return {
-            index - 1: list(map(_FINDING, of_text)) for index, of_text in groupby(judged, _TEXT)
-        }
+        in_text: list[int] = []
+        at_start: list[int] = []
+        findings: list[Finding] = []
+        for compiled, starts_at, ends in zip(self._compiled, match_starts, match_ends, strict=True):
+            if starts_at:
+                judged = self._judge_all(
+                    compiled, starts_at, ends, text, view, starts, bases, folds
+                )
+                for column, values in zip((in_text, at_start, findings), judged, strict=True):
+                    column.extend(values)
+        # Texts lie in the chunk in order, so the order of starts is that of (text, start).
+        order = sorted(range(len(at_start)), key=at_start.__getitem__)
+        return list(map(in_text.__getitem__, order)), list(map(findings.__getitem__, order))
 
     def _patterns_for(self, shape: bytes) -> tuple[int, ...]:
         if len(self._by_shape) >= _SHAPE_CACHE_SIZE:
@@ -335,14 +347,16 @@ class Detector:
     def _judge_all(
         self,
         compiled: _Compiled,
-        matches: list[re.Match[str]],
+        starts_at: list[int],
+        ends: list[int],
         text: str,
         view: str,
         starts: list[int],
         bases: list[int],
         folds: bool,
-    ) -> Iterable[tuple[int, int, Finding]]:
-        """``_judge`` for each of ``matches``, as (text index + 1, start, finding) for those kept.
+    ) -> tuple[list[int], list[int], list[Finding]]:
+        """``_judge`` for each match (``view[start:end]``), as three lists over those kept:
+        the index of its text plus one, its start in ``text``, its finding.
 
         The same answers, but each step (validators aside) runs over all the matches at once
         through ``map`` over C functions: slicing, the text each match is in, the context
@@ -351,14 +365,12 @@ class Detector:
         was half of its time. ``bases`` is ``[0, *starts]``, read at a match's
         ``bisect_right(starts, start)``; ``folds`` is ``_folds_unlike_lower(text)``.
         """
-        starts_at = list(map(_MATCH_START, matches))
-        ends = list(map(_MATCH_END, matches))
         check = compiled.check
         retried: list[tuple[int, int, Finding]] = []
         if check is None:
-            verdicts = [_UNSURE] * len(matches)
+            verdicts = [_UNSURE] * len(starts_at)
         else:
-            verdicts = list(map(check, map(_MATCH_TEXT, matches)))
+            verdicts = list(map(check, map(view.__getitem__, map(slice, starts_at, ends))))
             if _REJECTED in verdicts:
                 kept = list(map(is_not, verdicts, repeat(_REJECTED)))
                 if compiled.trims:
@@ -404,12 +416,17 @@ class Detector:
             map(_VALUE, verdicts),
             words,
         )
-        judged: Iterable[tuple[int, int, Finding]] = zip(
-            in_text, starts_at, map(_new_tuple, repeat(Finding), fields), strict=True
-        )
+        findings = list(map(_new_tuple, repeat(Finding), fields))
         if None in scores:
-            judged = compress(judged, map(is_not, scores, repeat(None)))
-        return chain(retried, judged)
+            kept = list(map(is_not, scores, repeat(None)))
+            in_text = list(compress(in_text, kept))
+            starts_at = list(compress(starts_at, kept))
+            findings = list(compress(findings, kept))
+        for index, start, finding in retried:
+            in_text.append(index)
+            starts_at.append(start)
+            findings.append(finding)
+        return in_text, starts_at, findings
 
     def _judge(
         self,
@@ -460,8 +477,8 @@ class Detector:
     def _resolve(self, candidates: list[Finding]) -> list[Finding]:
         """Keep the best of overlapping findings: higher score, then longer, then priority.
 
-        The scan yields a text's candidates cluster by cluster, so they are mostly in order
-        already; in order and apart, they are the answer as they stand.
+        The fast scan gives a text's candidates in order of start; in order and apart, they
+        are the answer as they stand.
         """
         if len(candidates) < 2 or all(a.end <= b.start for a, b in pairwise(candidates)):
             return candidates
