@@ -49,6 +49,10 @@ class PatternSpec:
     a class of them (``0``, ``[0A]``, ``\\.``), followed by ``_T`` where the match starts a
     token: the detector joins the anchors into one regex grouped by first character, and
     Python's engine skips ahead quickly only when every alternative starts with a literal.
+    Digits that every anchor of a group starts with are spelt out (``000{10,16}`` rather
+    than ``0{12,18}``), and checks on what precedes the anchor come after them: the
+    detector then looks for the shared literal (``000``), which passes over the short digit
+    runs of dates, times and amounts instead of trying each of their digits.
     ``requires_context`` patterns are too generic to report alone (a bare 9-digit number is
     an SSN only if someone says so). ``trim`` retries a rejected match without its trailing
     space-separated groups, for formats written in groups that a following word can extend
@@ -153,7 +157,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 r"|(?<=3)(?:[47]\d{13}|[68]\d{12,17}|0[0-5]\d{11,16}|5(?:2[89]|[3-8]\d)\d{12,15})"
                 r"|(?<=6)(?:[25]\d{14,17}|011\d{12,15}|4[4-9]\d{13,16}))" + _E,
                 0.4,
-                anchor="0" + _T + "0{12,18}(?![0Aa])",
+                anchor="0" + _T + "000{10,16}(?![0Aa])",
             ),
             PatternSpec(
                 "card_grouped",
@@ -235,7 +239,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 + _SSN_SERIAL
                 + r"(?![0-9A-Za-z-])",
                 0.6,
-                anchor="0" + _T + "(?<!-.)00-00-0000(?![0Aa-])",
+                anchor="0" + _T + "00(?<!-...)-00-0000(?![0Aa-])",
             ),
             PatternSpec(
                 "ssn_spaced",
@@ -247,7 +251,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "ssn_bare",
                 r"[0-8]" + _B1 + _SSN_AREA + _SSN_GROUP + _SSN_SERIAL + _E,
                 0.2,
-                anchor="0" + _T + "0{8}(?![0Aa])",
+                anchor="0" + _T + "000{6}(?![0Aa])",
                 requires_context=True,
             ),
         ),
@@ -329,7 +333,7 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 "us_passport",
                 r"\d" + _B1 + r"\d{8}" + _E,
                 0.15,
-                anchor="0" + _T + "0{8}(?![0Aa])",
+                anchor="0" + _T + "000{6}(?![0Aa])",
                 requires_context=True,
             ),
         ),
