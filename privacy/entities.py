@@ -306,12 +306,18 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
                 0.7,
                 anchor=r"\.0{1,3}\.0{1,3}\.0",
             ),
+            # An address has eight groups, or six and an IPv4 tail, or "::" (validators.py):
+            # the lookahead leaves out what it would turn away whatever the digits, clock
+            # times above all (12:30:45), and the anchor asks for "::" or five colons.
             PatternSpec(
                 "ipv6",
-                r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}"
+                r"(?<![0-9A-Za-z:.])"
+                r"(?=[0-9A-Fa-f:]*::|(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]"
+                r"|(?:[0-9A-Fa-f]{1,4}:){6}\d{1,3}\.)"
+                r"(?:[0-9A-Fa-f]{1,4}:|:){2,7}"
                 r"(?:[0-9A-Fa-f]{1,4}|:|(?:\d{1,3}\.){3}\d{1,3})(?![0-9A-Za-z:])",
                 0.7,
-                anchor=":[0Aa]{0,4}:",
+                anchor=":(?::|[0Aa]{1,4}:[0Aa]{1,4}:[0Aa]{1,4}:[0Aa]{1,4}:)",
             ),
         ),
         context=("ip", "地址", "host", "client", "server", "remote"),

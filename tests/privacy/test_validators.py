@@ -293,3 +293,41 @@ def test_ssn_patterns_admit_what_the_validator_does_not_turn_away() -> None:
                     published = area + group + serial in ("078051120", "457555462", "219099999")
                     issued = verdict is not Verdict.REJECTED or published
                     assert (regex.fullmatch(number) is not None) == issued, number
+
+
+def test_ipv6_pattern_leaves_out_only_what_the_validator_turns_away() -> None:
+    # entities.py puts a lookahead before the IPv6 regex (eight groups, six and an IPv4 tail,
+    # or "::"); without it the regex matches clock times, which the validator turns away.
+    import re
+
+    from privacy.detect import _CLASSES
+    from privacy.entities import ENTITY_REGISTRY
+
+    (spec,) = [p for p in ENTITY_REGISTRY["IP_ADDRESS"].patterns if p.name == "ipv6"]
+    regex, anchor = re.compile(spec.regex, re.ASCII), re.compile(spec.anchor.encode())
+    loose = re.compile(
+        r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{1,4}:|:){2,7}"
+        r"(?:[0-9A-Fa-f]{1,4}|:|(?:\d{1,3}\.){3}\d{1,3})(?![0-9A-Za-z:])",
+        re.ASCII,
+    )
+    rng = random.Random(9)
+    hexdigits = "0123456789abcdefABCDEF"
+    for _ in range(20_000):
+        groups = [
+            "".join(rng.choice(hexdigits) for _ in range(rng.choice([0, 1, 2, 4, 4, 5])))
+            for _ in range(rng.choice([2, 3, 5, 6, 7, 8, 8, 9]))
+        ]
+        cut = rng.randint(0, len(groups))
+        quad = ".".join(str(rng.randint(0, 300)) for _ in range(4))
+        for text in (
+            ":".join(groups),
+            ":".join(groups[:cut]) + "::" + ":".join(groups[cut + rng.randint(0, 2) :]),
+            ":".join(f"{rng.randint(0, 99):02d}" for _ in range(rng.randint(2, 4))),
+            ":".join(groups[: rng.randint(0, 7)]) + rng.choice([":", "::"]) + quad,
+        ):
+            matched = regex.fullmatch(text) is not None
+            if matched:
+                assert loose.fullmatch(text), text
+                assert anchor.search(text.encode("ascii").translate(_CLASSES)), text
+            elif loose.fullmatch(text):
+                assert validate("ip", text) is Verdict.REJECTED, text
