@@ -10,6 +10,7 @@ was measured and then fails the run with ``AccountingError``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import uuid
@@ -245,17 +246,17 @@ class RunRecord:
     def __init__(self, ledger: RunLedger, run_id: str):
         self.ledger = ledger
         self.run_id = run_id
-        self._seq = 0
+        self._seq = itertools.count(1)  # next() is atomic: entities record from threads
 
     def record_stage(self, counts: StageCounts) -> None:
         """Store the counts, then fail the run if they do not balance."""
-        self._seq += 1
+        seq = next(self._seq)
         with self.ledger._connect() as db:
             db.execute(
                 "INSERT INTO stage_counts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     self.run_id,
-                    self._seq,
+                    seq,
                     counts.stage,
                     counts.entity,
                     counts.rows_in,

@@ -179,14 +179,17 @@ class Watermark:
 
 @dataclass
 class EntityRead:
-    """One entity's rows as read from its source (before lineage), and how to describe the
-    incremental state this read covers (committed with raw, see the module docstring)."""
+    """One entity's rows as read from its source (before lineage), and the incremental state
+    this read covers (committed with raw, see the module docstring): ``state`` as known when
+    reading (a CRM cursor), or the newest value of the ``watermark`` column among the rows
+    read, with the greatest key among the rows that have it (``Watermark``)."""
 
     source: str
     entity: str
     key: str
     frame: DataFrame
-    state: Callable[[DataFrame], dict[str, str]]
+    state: dict[str, str] = field(default_factory=dict)
+    watermark: str | None = None
     soft_delete_column: str | None = None
     # Rows past the stored watermark, which no earlier run read (None: any row may be in the
     # lake already, as on a full read, a CRM read or a table without a watermark), and
@@ -200,27 +203,43 @@ class EntityRead:
 @dataclass(frozen=True)
 class CleanChanges:
     """What one run merged into ``clean.<entity>``: the changed rows and the deleted keys
-    (``_delete`` true, other columns null), how many there are and whether their keys are
-    distinct, and clean's snapshot before and after."""
+    (``_delete`` true, other columns null), how many there are (None: not counted) and
+    whether their keys are distinct, the changed rows as the clean gate collected them when
+    they are all it checked (None otherwise), and clean's snapshot before and after."""
 
     rows: DataFrame
-    size: int
+    size: int | None
     distinct_keys: bool
+    checked: pa.Table | None
     deleted: int
     before: int | None
     after: int | None
 
 
 @dataclass(frozen=True)
-class Transformed:
-    """One entity's read through the chain, counted in the ledger, not yet written: the
-    conforming rows, every row as read (watermark, hard deletes) and the tagged rows with
-    their outcome tallies (stage, outcome, rule, rows)."""
+class Ingested:
+    """One entity's read, pinned, conformed to its contract and counted in the ledger: the
+    conforming rows and every row as read (hard deletes), with the report so far (rows read,
+    the incremental state they cover)."""
 
     read: EntityRead
     report: EntityReport
     frame: DataFrame
     source: DataFrame
+    conforming: int  # rows in ``frame``
+
+
+@dataclass(frozen=True)
+class Transformed:
+    """One entity's read through the chain, counted in the ledger, not yet written: what
+    ``Ingested`` holds, and the tagged rows with their outcome tallies (stage, outcome,
+    rule, rows)."""
+
+    read: EntityRead
+    report: EntityReport
+    frame: DataFrame
+    source: DataFrame
+    conforming: int  # rows in ``frame``
     tagged: DataFrame
     tallies: list[tuple[str, str, str, int]]
 
@@ -301,20 +320,24 @@ class SparkBatchJob:
         }
         for namespace in ("raw", "clean", "quarantine", "curated"):
             self.spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {self.lake.catalog_name}.{namespace}")
-        # The chains run one entity after another: each keeps every executor core busy, and
-        # alone its transform time is its own (the ledger's and the benchmark's figure). The
+        # The sources are read one entity after another. A large read's chain runs then,
+        # too: it keeps every executor core busy, and alone its transform time is its own
+        # (the ledger's and the benchmark's figure); its writes wait for the last chain. The
         # writes run side by side (``PUBLISH_THREADS``), each entity in its own commit order
         # (module docstring); a failing entity fails the run once the others finished. A
-        # large read's writes wait for the last chain; a small read's (``_FEW_ROWS``, an
-        # incremental run) start at once, since they are mostly driver-side waits that the
-        # next entities' reads and chains can fill.
+        # small read (``_FEW_ROWS``, an incremental run) goes through its chain and its
+        # writes at once, beside the next entities' reads: its Spark jobs are mostly
+        # scheduling and driver-side waits, which run well side by side.
         with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="steward-publish") as pool:
             publishing: list[Future[EntityReport] | Transformed] = []
             for source_name, source in self.config.sources.items():
                 for read in self._reads(source_name, source):
-                    done = self._transform(read, chains[read.entity])
-                    few = done.report.rows_read <= _FEW_ROWS
-                    publishing.append(pool.submit(self._publish, done) if few else done)
+                    ingested = self._ingest(read)
+                    chain = chains[read.entity]
+                    if ingested.report.rows_read <= _FEW_ROWS:
+                        publishing.append(pool.submit(self._transform_and_publish, ingested, chain))
+                    else:
+                        publishing.append(self._transform(ingested, chain))
             futures = [
                 waiting if isinstance(waiting, Future) else pool.submit(self._publish, waiting)
                 for waiting in publishing
@@ -349,12 +372,13 @@ class SparkBatchJob:
         raw = self._raw_name(source_name, table.entity_name)
         stored = None if self.full else self._stored_state(raw, Watermark.from_summary)
 
-        def state(read: DataFrame) -> dict[str, str]:
-            mark = self._new_watermark(read, table)
-            return mark.to_summary() if mark is not None else {}
-
         read = EntityRead(
-            source_name, table.entity_name, table.key, frame, state, table.soft_delete_column
+            source_name,
+            table.entity_name,
+            table.key,
+            frame,
+            watermark=table.watermark,
+            soft_delete_column=table.soft_delete_column,
         )
         if stored is not None and table.watermark is not None:
             previous, summary = stored
@@ -387,7 +411,7 @@ class SparkBatchJob:
         else:
             return None  # nothing read yet and nothing to describe the entity's columns
         summary = cursor.to_summary() if cursor is not None else {}
-        return EntityRead(source_name, entity, key, frame, lambda _: summary)
+        return EntityRead(source_name, entity, key, frame, state=summary)
 
     def _stored_state(
         self, raw: str, parse: Callable[[dict[str, str]], T | None]
@@ -409,18 +433,30 @@ class SparkBatchJob:
 
     # -- one entity --------------------------------------------------------------------------
 
-    def _transform(self, read: EntityRead, chain: Chain) -> Transformed:
-        """Read, conform and run the chain over one entity's rows, and record the counts."""
-        entity = read.entity
-        report = EntityReport(source=read.source, entity=entity)
-
+    def _ingest(self, read: EntityRead) -> Ingested:
+        """Read and conform one entity's rows, and record the counts."""
+        report = EntityReport(source=read.source, entity=read.entity)
         started = time.perf_counter()
-        frame, source, conform = self._conform(read)
+        frame, source, conform, mark = self._conform(read)
         report.rows_read = conform.rows_in
+        report.watermark = mark.to_summary() if mark is not None else dict(read.state)
         report.seconds["ingest"] = time.perf_counter() - started
         report.quarantined += conform.quarantined
         report.reasons.update({f"{conform.stage}/{k}": v for k, v in conform.reasons.items()})
+        return Ingested(read, report, frame, source, conform.rows_out)
 
+    def _transform_and_publish(self, ingested: Ingested, chain: Chain) -> EntityReport:
+        return self._publish(self._transform(ingested, chain))
+
+    def _transform(self, ingested: Ingested, chain: Chain) -> Transformed:
+        """Run the chain over one entity's conformed rows, and record the counts."""
+        read, report, frame, source = (
+            ingested.read,
+            ingested.report,
+            ingested.frame,
+            ingested.source,
+        )
+        entity = read.entity
         started = time.perf_counter()
         tagged = self._apply_chain(frame, chain).localCheckpoint(eager=True)
         tallies = [
@@ -431,7 +467,7 @@ class SparkBatchJob:
         for counts in stage_counts(
             entity,
             chain.stage_names,
-            conform.rows_out,
+            ingested.conforming,
             tallies,
             durations={chain.stage_names[-1]: report.seconds["transform"]},
         ):
@@ -440,7 +476,7 @@ class SparkBatchJob:
             report.reasons.update({f"{counts.stage}/{k}": v for k, v in counts.reasons.items()})
             self.run.record_stage(counts)  # raises AccountingError: nothing published
         report.kept = report.rows_read - report.quarantined - report.dropped
-        return Transformed(read, report, frame, source, tagged, tallies)
+        return Transformed(read, report, frame, source, ingested.conforming, tagged, tallies)
 
     def _publish(self, done: Transformed) -> EntityReport:
         """Write one transformed entity: quarantine and clean, raw with the watermark, then
@@ -456,12 +492,12 @@ class SparkBatchJob:
                 )
                 self._merge_quarantine(rejected, stage, done.frame.columns)
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
+        checked = None
         if report.kept:
-            self._check(kept, read.entity, "clean", whole_zone=False)
+            checked = self._check(kept, read.entity, "clean", whole_zone=False)
         window = self._window(done)
-        clean_changes = self._merge_clean(kept, done.source.select("_source_key"), read, window)
+        clean_changes = self._merge_clean(done, kept, window, checked)
         report.deleted = clean_changes.deleted
-        report.watermark = read.state(done.source)
         raw = self._raw_name(read.source, read.entity)
         state = dict(report.watermark)
         if clean_changes.after is not None:
@@ -469,9 +505,7 @@ class SparkBatchJob:
         # When clean moved, raw commits even without new versions (a full read that found
         # deletes), so that its newest state names clean's snapshot.
         moved = bool(report.watermark) and clean_changes.after != clean_changes.before
-        report.raw_new_versions = self._append_raw(
-            done.frame, raw, state, read, window, record=moved
-        )
+        report.raw_new_versions = self._append_raw(done, raw, state, window, record=moved)
         report.seconds["clean+raw"] = time.perf_counter() - started
 
         started = time.perf_counter()
@@ -481,14 +515,17 @@ class SparkBatchJob:
 
     # -- quality gates -------------------------------------------------------------------------
 
-    def _conform(self, read: EntityRead) -> tuple[DataFrame, DataFrame, StageCounts]:
+    def _conform(
+        self, read: EntityRead
+    ) -> tuple[DataFrame, DataFrame, StageCounts, Watermark | None]:
         """Pin the read, bring it to its contract's types (``pipelines/conform.py``) and add
         lineage.
 
-        Returns the conforming rows with lineage, every row as read with lineage (for the
-        watermark and hard deletes), and the ``contract`` stage's counts (recorded in the
-        ledger). Rows that do not convert go to ``quarantine.contract`` as read; a batch whose
-        schema broke goes there whole, and then the run stops at the quality gate.
+        Returns the conforming rows with lineage, every row as read with lineage (for hard
+        deletes), the ``contract`` stage's counts (recorded in the ledger) and the watermark
+        of the rows read (counted in the same job). Rows that do not convert go to
+        ``quarantine.contract`` as read; a batch whose schema broke goes there whole, and then
+        the run stops at the quality gate.
         """
         from pyspark.errors import AnalysisException
         from pyspark.sql import functions as F
@@ -532,10 +569,10 @@ class SparkBatchJob:
         )
         if plan is None or not plan.needed:
             frame = pinned(read.frame)
-            rows = frame.count()
+            rows, mark = self._count(frame, read)
             counts = StageCounts(CONTRACT_STAGE, entity, rows, rows)
             self.run.record_stage(counts)
-            return frame, frame, counts
+            return frame, frame, counts, mark
 
         for warning in plan.warnings:
             self.run.record_warning(warning)
@@ -545,7 +582,7 @@ class SparkBatchJob:
             plan = with_broken(plan, f"a column cannot be cast: {first_line(exc)}")
             marked = mark_rows(read.frame, plan)
         marked = pinned(marked)
-        rows_in = marked.count()
+        rows_in, mark = self._count(marked, read)
         rejected = (
             rejected_rows(marked)
             .withColumnsRenamed({REASON_COLUMN: "_reason", RULE_COLUMN: "_rule_id"})
@@ -574,7 +611,7 @@ class SparkBatchJob:
             )
         source = marked.drop(REASON_COLUMN, RULE_COLUMN)
         frame = pinned(conformed_rows(marked.drop(*LINEAGE_COLUMNS), plan))
-        return frame, source, counts
+        return frame, source, counts, mark
 
     def _check(
         self,
@@ -584,26 +621,30 @@ class SparkBatchJob:
         *,
         whole_zone: bool,
         zone: ZoneStats | None = None,
-    ) -> None:
+        collected: pa.Table | None = None,
+    ) -> pa.Table | None:
         """Batch-level checks (uniqueness, contract expectations and, on a whole table, the
         row count against the previous run) before ``gate``'s zone is written; a failure
         publishes nothing there. With ``zone``, ``rows`` are a table's changes and ``zone``
         the whole table's figures (``QualityGate.check``).
 
-        The rows are collected as Arrow: exact types (no float-for-nullable-int detour
-        through pandas) and the path the gate's tests cover.
+        The rows are collected as Arrow (unless ``collected`` holds them already): exact
+        types (no float-for-nullable-int detour through pandas) and the path the gate's tests
+        cover. Returns them, or None for an unchecked entity.
         """
         import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
 
         if entity not in self.gate.contracts and not self.gate.config.require_contracts:
-            return
-        batches = rows._collect_as_arrow()
-        data = (
-            pa.Table.from_batches(batches)
-            if batches
-            else to_arrow_schema(rows.schema).empty_table()
-        )
+            return None
+        data = collected
+        if data is None:
+            batches = rows._collect_as_arrow()
+            data = (
+                pa.Table.from_batches(batches)
+                if batches
+                else to_arrow_schema(rows.schema).empty_table()
+            )
         with self._gate:
             result = self.gate.check(
                 data,
@@ -616,6 +657,7 @@ class SparkBatchJob:
             )
         if result is not None:
             raise_if_failed(result)
+        return data
 
     def _apply_chain(self, frame: DataFrame, chain: Chain) -> DataFrame:
         from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
@@ -647,26 +689,30 @@ class SparkBatchJob:
         key = F.lit(mark.key).cast(frame.schema[table.key].dataType)
         return (column > value) | ((column == value) & (F.col(table.key) > key))
 
-    def _new_watermark(self, frame: DataFrame, table: JdbcTable) -> Watermark | None:
+    def _count(self, rows: DataFrame, read: EntityRead) -> tuple[int, Watermark | None]:
+        """How many ``rows`` there are and, with a watermark column, the newest watermark
+        among them, in one job."""
         from pyspark.sql import functions as F
 
-        if table.watermark is None:
-            return None
+        if read.watermark is None:
+            return rows.count(), None
         # Structs compare field by field: the greatest (watermark, key) is the newest value
-        # and, among the rows that have it, the greatest key, in one aggregation. Rows without
-        # a watermark value do not count.
-        top = (
-            frame.where(F.col(table.watermark).isNotNull())
-            .agg(F.max(F.struct(F.col(table.watermark), F.col(table.key))).alias("top"))
+        # and, among the rows that have it, the greatest key. Rows without a watermark value
+        # do not count (max passes over nulls).
+        column = F.col(read.watermark)
+        top = F.max(F.when(column.isNotNull(), F.struct(column, F.col(read.key))))
+        row = (
+            rows.agg(F.count(F.lit(1)).alias("rows"), top.alias("top"))
             .select(
-                F.col("top").getItem(table.watermark).cast("string").alias("value"),
-                F.col("top").getItem(table.key).cast("string").alias("key"),
+                "rows",
+                F.col("top").getItem(read.watermark).cast("string").alias("value"),
+                F.col("top").getItem(read.key).cast("string").alias("key"),
             )
             .collect()[0]
         )
-        if top["value"] is None:
-            return None
-        return Watermark(table.watermark, top["value"], top["key"])
+        if row["value"] is None:
+            return row["rows"], None
+        return row["rows"], Watermark(read.watermark, row["value"], row["key"])
 
     # -- zone writes, each one Iceberg commit ------------------------------------------------
 
@@ -820,31 +866,47 @@ class SparkBatchJob:
         return rows.join(existing, ["_source_key", *columns], "left_anti")
 
     def _merge_clean(
-        self, kept: DataFrame, seen: DataFrame, read: EntityRead, window: DataFrame | None
+        self,
+        done: Transformed,
+        kept: DataFrame,
+        window: DataFrame | None,
+        checked: pa.Table | None,
     ) -> CleanChanges:
         """One row per source key, the newest clean version.
 
         Rows flagged deleted at the source (``soft_delete_column``) and, on a full read, keys
-        gone from the source (absent from ``seen``, the keys read, not merely rejected) leave
-        clean and are recorded in ``raw._deletes``. Rows past the watermark are not compared
-        with clean when clean holds nothing past it (``_unseen``, the module docstring).
+        gone from the source (absent from the keys read, not merely rejected) leave clean and
+        are recorded in ``raw._deletes``. Rows past the watermark are not compared with clean
+        when clean holds nothing past it (``_unseen``, the module docstring). ``checked`` is
+        ``kept`` as the clean gate collected it (None for an unchecked entity).
         """
+        import pyarrow.compute as pc
         from pyspark.sql import functions as F
 
+        read = done.read
         name = self.table("clean", read.entity)
         self._ensure_table(kept, name)
+        # Keys distinct among the kept rows are distinct among the changes, which are some of
+        # them, and the deletions: flagged rows among them, or keys gone from the source,
+        # which no row read has.
+        distinct = checked is not None and (
+            pc.count_distinct(checked["_source_key"]).as_py() == checked.num_rows
+        )
         # Only a soft-delete column or a full read can delete: otherwise no job looks for any.
         deleting: list[DataFrame] = []
         if read.soft_delete_column:
             flagged = F.coalesce(F.col(read.soft_delete_column), F.lit(False))
             deleting.append(kept.where(flagged).select("_source_key"))
             kept = kept.where(~flagged)
+            if checked is not None:
+                column = checked[read.soft_delete_column]
+                checked = checked.filter(pc.invert(pc.fill_null(column, False)))
         if self.full:
             deleting.append(
                 self.spark.table(name)
                 .where(F.col("_source") == read.source)
                 .select("_source_key")
-                .join(seen, "_source_key", "left_anti")
+                .join(done.source.select("_source_key"), "_source_key", "left_anti")
             )
         deleted = 0
         if deleting:
@@ -861,15 +923,21 @@ class SparkBatchJob:
             self._record_deletes(deletes, read.source, read.entity)
             placeholders = kept.limit(0).unionByName(deletes, allowMissingColumns=True)
             changes = changes.unionByName(placeholders.withColumn("_delete", F.lit(True)))
-        changes = changes.localCheckpoint(eager=True)
-        figures = changes.agg(
-            F.count(F.lit(1)).alias("rows"), F.count_distinct("_source_key").alias("keys")
-        ).collect()[0]
-        self._upsert(name, changes, kept.columns, size=figures["rows"])
+        size: int | None = None
+        if changed is kept:
+            # Every kept row changes clean, or leaves it when flagged. Nothing was joined, so
+            # there is nothing to pin (the tagged rows are), and the gate's rows are the
+            # changes.
+            size = done.report.kept
+        else:
+            changes = changes.localCheckpoint(eager=True)
+            checked = None
+        self._upsert(name, changes, kept.columns, size=size)
         return CleanChanges(
             changes,
-            size=figures["rows"],
-            distinct_keys=figures["rows"] == figures["keys"],
+            size=size,
+            distinct_keys=size == 0 or distinct,
+            checked=checked,
             deleted=deleted,
             before=before,
             after=self._snapshot_id(name),
@@ -922,10 +990,9 @@ class SparkBatchJob:
 
     def _append_raw(
         self,
-        frame: DataFrame,
+        done: Transformed,
         name: str,
         state: dict[str, str],
-        read: EntityRead,
         window: DataFrame | None,
         *,
         record: bool = False,
@@ -937,17 +1004,20 @@ class SparkBatchJob:
         (``_unseen``)."""
         from pyspark.sql import functions as F
 
+        frame = done.frame
         self._ensure_table(frame, name, [F.days("_ingested_at")])
 
         def not_in_raw(rows: DataFrame) -> DataFrame:
             seen = self.spark.table(name).select("_source_key", "_content_hash")
             return rows.join(seen, ["_source_key", "_content_hash"], "left_anti")
 
-        new = self._unseen(frame, not_in_raw, read, window)
-        if new is not frame:
+        new = self._unseen(frame, not_in_raw, done.read, window)
+        if new is frame:
+            count = done.conforming
+        else:
             # Pinned: counted, then appended, without scanning raw twice.
             new = new.select(*frame.columns).localCheckpoint(eager=True)
-        count = new.count()
+            count = new.count()
         if count or record:
             writer = new.writeTo(name)
             for key, value in {"steward.run-id": self.run.run_id, **state}.items():
@@ -986,8 +1056,10 @@ class SparkBatchJob:
         checked = entity in self.gate.contracts
         zone = None
         size = None
+        collected = None
         if level is not None and level.at(clean_changes.before, curated_snapshot):
             changes, size = clean_changes.rows, clean_changes.size
+            collected = clean_changes.checked
             if checked:
                 zone = self._figures_after(read, level, clean_changes)
         else:
@@ -995,7 +1067,7 @@ class SparkBatchJob:
         if checked and zone is None:
             zone = self._zone_stats(source, entity)
         changed = changes.where(~F.col("_delete")).drop("_delete")
-        self._check(changed, entity, "curated", whole_zone=True, zone=zone)
+        self._check(changed, entity, "curated", whole_zone=True, zone=zone, collected=collected)
         columns = [c for c in changes.columns if c != "_delete"]
         if self._upsert(name, changes, columns, size=size):
             curated_snapshot = self._snapshot_id(name)
