@@ -242,6 +242,8 @@ class Transformed:
     conforming: int  # rows in ``frame``
     tagged: DataFrame
     tallies: list[tuple[str, str, str, int]]
+    # A small read's tagged rows, collected once for the tallies and the clean gate.
+    collected: pa.Table | None = None
 
 
 # The chains a Python worker has unpickled, by the digest of their pickle. Spark ships the
@@ -459,10 +461,23 @@ class SparkBatchJob:
         entity = read.entity
         started = time.perf_counter()
         tagged = self._apply_chain(frame, chain).localCheckpoint(eager=True)
-        tallies = [
-            (row["_stage"], row["_outcome"], row["_rule_id"], row["count"])
-            for row in tagged.groupBy("_stage", "_outcome", "_rule_id").count().collect()
-        ]
+        collected = None
+        if ingested.conforming <= _FEW_ROWS:
+            # A small read is collected once: its tallies are counted here and the clean
+            # gate checks its kept rows without another job.
+            collected = _arrow(tagged)
+            counted = collected.group_by(["_stage", "_outcome", "_rule_id"]).aggregate(
+                [([], "count_all")]
+            )
+            tallies = [
+                (row["_stage"], row["_outcome"], row["_rule_id"], row["count_all"])
+                for row in counted.to_pylist()
+            ]
+        else:
+            tallies = [
+                (row["_stage"], row["_outcome"], row["_rule_id"], row["count"])
+                for row in tagged.groupBy("_stage", "_outcome", "_rule_id").count().collect()
+            ]
         report.seconds["transform"] = time.perf_counter() - started
         for counts in stage_counts(
             entity,
@@ -476,11 +491,14 @@ class SparkBatchJob:
             report.reasons.update({f"{counts.stage}/{k}": v for k, v in counts.reasons.items()})
             self.run.record_stage(counts)  # raises AccountingError: nothing published
         report.kept = report.rows_read - report.quarantined - report.dropped
-        return Transformed(read, report, frame, source, ingested.conforming, tagged, tallies)
+        return Transformed(
+            read, report, frame, source, ingested.conforming, tagged, tallies, collected
+        )
 
     def _publish(self, done: Transformed) -> EntityReport:
         """Write one transformed entity: quarantine and clean, raw with the watermark, then
         curated (the order the module docstring gives)."""
+        import pyarrow.compute as pc
         from pyspark.sql import functions as F
 
         read, report, tagged = done.read, done.report, done.tagged
@@ -494,7 +512,11 @@ class SparkBatchJob:
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
         checked = None
         if report.kept:
-            checked = self._check(kept, read.entity, "clean", whole_zone=False)
+            collected = None
+            if done.collected is not None:
+                keep = pc.equal(done.collected["_outcome"], "keep")
+                collected = done.collected.filter(keep).drop_columns(_OUTCOME_COLUMNS)
+            checked = self._check(kept, read.entity, "clean", whole_zone=False, collected=collected)
         window = self._window(done)
         clean_changes = self._merge_clean(done, kept, window, checked)
         report.deleted = clean_changes.deleted
@@ -569,7 +591,7 @@ class SparkBatchJob:
         )
         if plan is None or not plan.needed:
             frame = pinned(read.frame)
-            rows, mark = self._count(frame, read)
+            rows, mark, _ = self._count(frame, read)
             counts = StageCounts(CONTRACT_STAGE, entity, rows, rows)
             self.run.record_stage(counts)
             return frame, frame, counts, mark
@@ -582,15 +604,15 @@ class SparkBatchJob:
             plan = with_broken(plan, f"a column cannot be cast: {first_line(exc)}")
             marked = mark_rows(read.frame, plan)
         marked = pinned(marked)
-        rows_in, mark = self._count(marked, read)
+        # The rules a row can fail: its columns' casts, or the batch's schema.
+        rules = [cast.rule_id for cast in plan.casts] + [plan.rule_id]
+        rows_in, mark, by_rule = self._count(marked, read, (RULE_COLUMN, rules))
+        tallies = {rule: n for rule, n in by_rule.items() if n}
         rejected = (
             rejected_rows(marked)
             .withColumnsRenamed({REASON_COLUMN: "_reason", RULE_COLUMN: "_rule_id"})
             .withColumn("_stage", F.lit(CONTRACT_STAGE))
         )
-        tallies = {
-            row["_rule_id"]: row["count"] for row in rejected.groupBy("_rule_id").count().collect()
-        }
         quarantined = sum(tallies.values())
         if quarantined:
             self._merge_quarantine(rejected, CONTRACT_STAGE, read.frame.columns)
@@ -632,19 +654,10 @@ class SparkBatchJob:
         types (no float-for-nullable-int detour through pandas) and the path the gate's tests
         cover. Returns them, or None for an unchecked entity.
         """
-        import pyarrow as pa
-        from pyspark.sql.pandas.types import to_arrow_schema
 
         if entity not in self.gate.contracts and not self.gate.config.require_contracts:
             return None
-        data = collected
-        if data is None:
-            batches = rows._collect_as_arrow()
-            data = (
-                pa.Table.from_batches(batches)
-                if batches
-                else to_arrow_schema(rows.schema).empty_table()
-            )
+        data = collected if collected is not None else _arrow(rows)
         with self._gate:
             result = self.gate.check(
                 data,
@@ -689,30 +702,40 @@ class SparkBatchJob:
         key = F.lit(mark.key).cast(frame.schema[table.key].dataType)
         return (column > value) | ((column == value) & (F.col(table.key) > key))
 
-    def _count(self, rows: DataFrame, read: EntityRead) -> tuple[int, Watermark | None]:
-        """How many ``rows`` there are and, with a watermark column, the newest watermark
-        among them, in one job."""
+    def _count(
+        self,
+        rows: DataFrame,
+        read: EntityRead,
+        values: tuple[str, list[str]] | None = None,
+    ) -> tuple[int, Watermark | None, dict[str, int]]:
+        """In one job: how many ``rows`` there are; with a watermark column, the newest
+        watermark among them; with ``values`` (a column and values it may hold), how many
+        rows hold each value."""
         from pyspark.sql import functions as F
 
-        if read.watermark is None:
-            return rows.count(), None
-        # Structs compare field by field: the greatest (watermark, key) is the newest value
-        # and, among the rows that have it, the greatest key. Rows without a watermark value
-        # do not count (max passes over nulls).
-        column = F.col(read.watermark)
-        top = F.max(F.when(column.isNotNull(), F.struct(column, F.col(read.key))))
-        row = (
-            rows.agg(F.count(F.lit(1)).alias("rows"), top.alias("top"))
-            .select(
-                "rows",
-                F.col("top").getItem(read.watermark).cast("string").alias("value"),
-                F.col("top").getItem(read.key).cast("string").alias("key"),
-            )
-            .collect()[0]
-        )
-        if row["value"] is None:
-            return row["rows"], None
-        return row["rows"], Watermark(read.watermark, row["value"], row["key"])
+        figures = [F.count(F.lit(1)).alias("rows")]
+        column, wanted = values if values is not None else ("", [])
+        figures += [
+            F.count(F.when(F.col(column) == value, True)).alias(f"value{i}")
+            for i, value in enumerate(wanted)
+        ]
+        if read.watermark is not None:
+            # Structs compare field by field: the greatest (watermark, key) is the newest
+            # value and, among the rows that have it, the greatest key. Rows without a
+            # watermark value do not count (max passes over nulls).
+            mark = F.col(read.watermark)
+            top = F.max(F.when(mark.isNotNull(), F.struct(mark, F.col(read.key))))
+            figures += [
+                top.getItem(read.watermark).cast("string").alias("mark_value"),
+                top.getItem(read.key).cast("string").alias("mark_key"),
+            ]
+        row = rows.agg(*figures).collect()[0].asDict()
+        by_value = {value: row[f"value{i}"] for i, value in enumerate(wanted)}
+        watermark = None
+        if row.get("mark_value") is not None:
+            assert read.watermark is not None
+            watermark = Watermark(read.watermark, row["mark_value"], row["mark_key"])
+        return row["rows"], watermark, by_value
 
     # -- zone writes, each one Iceberg commit ------------------------------------------------
 
@@ -1143,6 +1166,18 @@ class SparkBatchJob:
             F.count(F.when(F.col("count") > 1, True)).alias("duplicate_keys"),
         ).collect()[0]
         return ZoneStats(rows=int(row["rows"] or 0), duplicate_keys=row["duplicate_keys"])
+
+
+def _arrow(rows: DataFrame) -> pa.Table:
+    """``rows`` collected as Arrow: exact types (no float-for-nullable-int detour through
+    pandas)."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    batches = rows._collect_as_arrow()
+    if batches:
+        return pa.Table.from_batches(batches)
+    return to_arrow_schema(rows.schema).empty_table()
 
 
 def _records_table(records: list[dict[str, Any]]) -> pa.Table:
