@@ -272,9 +272,6 @@ class Detector:
             return [], []
         view, raw = _ascii_view(text)
         classes = raw.translate(_CLASSES)
-        reversed_classes = classes[::-1]
-        size = len(classes)
-        cluster = _CLUSTER.match
         patterns_by_shape = self._by_shape.get
         searches = [compiled.regex.search for compiled in self._compiled]
         # Each pattern's matches, where they start and end, in the order found; they are
@@ -305,7 +302,20 @@ class Detector:
             ):
                 begin = at
             else:
-                begin = size - cluster(reversed_classes, size - at).end()
+                # Back to the nearest character outside clusters, then to the nearest space
+                # that joins no two digits or capitals; two searches in C, where running
+                # _CLUSTER backwards needed the whole chunk reversed.
+                begin = classes.rfind(b"#", 0, at) + 1
+                space = classes.rfind(b" ", begin, at)
+                while space >= 0:
+                    if (
+                        space == begin
+                        or classes[space - 1] not in _JOINED
+                        or classes[space + 1] not in _JOINED
+                    ):
+                        begin = space + 1
+                        break
+                    space = classes.rfind(b" ", begin, space)
             shape = classes[begin:pos]
             indices = patterns_by_shape(shape)
             if indices is None:

@@ -161,6 +161,9 @@ TRICKY = [
     # A space before an anchor starts its cluster unless it stands between digits or capitals.
     " 4111111111111111 A 5500000000000004 a 378282246310005 9 4222222222222",
     "GB 82 WEST12345698765432 ES91 2100 0418 4502 0005 1332 1 536-90-4399",
+    # Anchors inside a cluster: its start is found by looking back past joining spaces.
+    "x 12 34 a@b.com AB 12 1.2.3.4 1  10.0.0.1 a 1 2 3.4.5.6 A B C 9 8.7.6.5",
+    " 1.2.3.4 x@y.org 1 A@b.c",
 ]
 
 
