@@ -86,9 +86,11 @@ CONTRACT_STAGE = "contract"
 # driver-side (planning a dozen small Spark jobs, Iceberg commits, the gate's checks) and
 # waiting, which overlaps well even on two cores; Spark schedules the threads' jobs side by side.
 PUBLISH_THREADS = 4
-# A read up to this many rows (an incremental run's, typically) is written as soon as its chain
-# ends, beside the next entities' reads and chains (``SparkBatchJob.execute``).
-_FEW_ROWS = 100_000
+# A read up to this many rows (an incremental run's, typically) goes through its chain and its
+# writes beside the next entities' reads (``SparkBatchJob.execute``), and its tagged rows are
+# collected once to the driver (``SparkBatchJob._transform``). Larger reads' chains run one
+# after another, so that each of their transform figures is one entity's alone.
+_FEW_ROWS = 50_000
 # A curated table property (``Level``), written after a sync made curated level with clean
 # (see ``SparkBatchJob._sync_curated``).
 LEVEL_PROPERTY = "steward.level-with-clean"
