@@ -16,6 +16,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 
+from pipelines import spark_job
 from pipelines.config import LakeConfig, PipelineConfig, load_config
 from pipelines.demo import PSEUDONYM_KEY_ENV, write_demo_config
 from pipelines.demo_erp import DEMO_TABLES, load_demo_erp
@@ -264,8 +265,11 @@ def test_incremental_run_changes_exactly_the_changed_rows(
 
 
 def test_full_run_removes_hard_deleted_keys(
-    demo_run: DemoRun, spark: SparkSession, postgres: PostgresInfo
+    demo_run: DemoRun, spark: SparkSession, postgres: PostgresInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Every read counts as large here: chains one after another, tallies and gate rows from
+    # Spark jobs rather than one collection (the path of a full load at scale).
+    monkeypatch.setattr(spark_job, "_FEW_ROWS", 0)
     lake = Lake(demo_run.config.lake)
     with psycopg.connect(postgres.dsn()) as db:
         gone = {
