@@ -219,8 +219,12 @@ class Detector:
         """
         results: list[tuple[Finding, ...]] = [()] * len(texts)
         # Texts and positions with list operations rather than a Python step per text (texts
-        # are often short); usually every text is present.
-        present = list(filter(None, texts))
+        # are often short). Usually every text is present, and a list or tuple of them is
+        # used as it is: a copy lives through the whole call, and every collection that
+        # meets it walks all its items (1% of the instructions for short texts).
+        present = (
+            texts if isinstance(texts, list | tuple) and all(texts) else list(filter(None, texts))
+        )
         members: Sequence[int] = (
             range(len(texts))
             if len(present) == len(texts)
