@@ -34,6 +34,13 @@ _T = ANCHOR_TOKEN_START
 _SSN_AREA = r"\d{2}(?<!000|666)"
 _SSN_GROUP = r"(?!00)\d{2}"
 _SSN_SERIAL = r"(?!0000)\d{4}"
+# The two letters just read are a country of stdnum's IBAN registry, which the validator
+# looks up and turns away any other code by (the tests hold the two equal): tracking numbers
+# such as SF353271408000 are then no candidates, at a fraction of what judging one costs.
+_IBAN_COUNTRY = (
+    "(?<=A[DELTZ]|B[AEGHIRY]|C[HRYZ]|D[EJKO]|E[EGS]|F[IKOR]|G[BEILRT]|H[NRU]|I[ELQST]|JO|K[WZ]"
+    "|L[BCITUVY]|M[CDEKNRTU]|N[ILO]|OM|P[KLST]|QA|R[OSU]|S[ACDEIKMOTV]|T[LNR]|UA|V[AG]|XK|YE)"
+)
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,8 @@ ENTITY_TYPES: tuple[EntityType, ...] = (
         patterns=(
             PatternSpec(
                 "iban",
-                r"[A-Z]" + _B1 + r"[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?" + _E,
+                r"[A-Z]" + _B1 + r"[A-Z]" + _IBAN_COUNTRY + r"\d{2}"
+                r"(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?" + _E,
                 0.4,
                 anchor="A" + _T + "A00 ?[0A]{4} ?[0A]{4}",
                 trim=True,

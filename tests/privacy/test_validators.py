@@ -275,6 +275,25 @@ def test_plain_card_pattern_admits_the_issued_prefixes_and_lengths() -> None:
             assert (regex.fullmatch(number) is not None) == issued, number
 
 
+def test_iban_pattern_admits_the_registered_countries() -> None:
+    # entities.py spells out the country codes of stdnum's IBAN registry in the IBAN regex,
+    # so that codes the validator would turn away are not candidates; the two must agree on
+    # every pair of capitals.
+    import re
+    from string import ascii_uppercase
+
+    from privacy.entities import ENTITY_REGISTRY
+    from privacy.validators import _iban_country
+
+    (iban,) = ENTITY_REGISTRY["IBAN"].patterns
+    regex = re.compile(iban.regex, re.ASCII)
+    for first in ascii_uppercase:
+        for second in ascii_uppercase:
+            country = first + second
+            admitted = regex.fullmatch(country + "12 3456 7890 1234 56") is not None
+            assert admitted == (_iban_country(country) is not None), country
+
+
 def test_ssn_patterns_admit_what_the_validator_does_not_turn_away() -> None:
     # entities.py rules never-issued areas, groups and serials out in the SSN regexes; the
     # published numbers are left to the validator.
