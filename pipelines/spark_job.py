@@ -232,16 +232,11 @@ class Ingested:
 
 
 @dataclass(frozen=True)
-class Transformed:
+class Transformed(Ingested):
     """One entity's read through the chain, counted in the ledger, not yet written: what
     ``Ingested`` holds, and the tagged rows with their outcome tallies (stage, outcome,
     rule, rows)."""
 
-    read: EntityRead
-    report: EntityReport
-    frame: DataFrame
-    source: DataFrame
-    conforming: int  # rows in ``frame``
     tagged: DataFrame
     tallies: list[tuple[str, str, str, int]]
     # A small read's tagged rows, collected once for the tallies and the clean gate.
