@@ -449,15 +449,10 @@ class SparkBatchJob:
 
     def _transform(self, ingested: Ingested, chain: Chain) -> Transformed:
         """Run the chain over one entity's conformed rows, and record the counts."""
-        read, report, frame, source = (
-            ingested.read,
-            ingested.report,
-            ingested.frame,
-            ingested.source,
-        )
+        read, report = ingested.read, ingested.report
         entity = read.entity
         started = time.perf_counter()
-        tagged = self._apply_chain(frame, chain).localCheckpoint(eager=True)
+        tagged = self._apply_chain(ingested.frame, chain).localCheckpoint(eager=True)
         collected = None
         if ingested.conforming <= _FEW_ROWS:
             # A small read is collected once: its tallies are counted here and the clean
@@ -488,9 +483,7 @@ class SparkBatchJob:
             report.reasons.update({f"{counts.stage}/{k}": v for k, v in counts.reasons.items()})
             self.run.record_stage(counts)  # raises AccountingError: nothing published
         report.kept = report.rows_read - report.quarantined - report.dropped
-        return Transformed(
-            read, report, frame, source, ingested.conforming, tagged, tallies, collected
-        )
+        return Transformed(**vars(ingested), tagged=tagged, tallies=tallies, collected=collected)
 
     def _publish(self, done: Transformed) -> EntityReport:
         """Write one transformed entity: quarantine and clean, raw with the watermark, then
@@ -878,8 +871,8 @@ class SparkBatchJob:
     def _changed(self, rows: DataFrame, target: str) -> DataFrame:
         """The rows whose key is new to ``target`` or whose content or versions differ.
 
-        Merging only these keeps an unchanged re-run from rewriting any data file: Iceberg's
-        copy-on-write MERGE rewrites every file holding a matched key, changed or not.
+        Merging only these keeps an unchanged re-run from committing anything: a MERGE of a
+        matched but unchanged row would still write it again, with a delete of the old one.
         """
         columns = [c for c in _VERSION_COLUMNS if c in rows.columns]
         existing = self.spark.table(target).select("_source_key", *columns)
