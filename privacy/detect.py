@@ -34,8 +34,7 @@ from privacy.entities import (
     ENTITY_REGISTRY,
     EntityType,
     PatternSpec,
-    context_regex,
-    folded_context_regex,
+    skipping_context_regex,
 )
 from privacy.validators import VALIDATORS, Validator, Verdict
 
@@ -144,8 +143,7 @@ class _Compiled:
     anchor: str
     regex: re.Pattern[str]
     anchor_regex: re.Pattern[bytes]
-    context: re.Pattern[str]
-    folded_context: re.Pattern[str]
+    context: re.Pattern[str]  # the type's context words, the whole match as group 1
     check: Validator | None
 
     @classmethod
@@ -172,8 +170,7 @@ class _Compiled:
             anchor=spec.anchor,
             regex=re.compile(spec.regex, re.ASCII),
             anchor_regex=re.compile(spec.anchor.encode("ascii")),
-            context=context_regex(entity),
-            folded_context=folded_context_regex(entity),
+            context=skipping_context_regex(entity),
             check=check,
         )
 
@@ -335,16 +332,13 @@ class Detector:
                     add_start[index](start)
                     add_end[index](end)
                     match = find(view, end, pos) if end < pos else None
-        folds = _folds_unlike_lower(text)
         bases = [0, *starts]  # by bisect_right(starts, start): the start of a match's text
         in_text: list[int] = []
         at_start: list[int] = []
         findings: list[Finding] = []
         for compiled, starts_at, ends in zip(self._compiled, match_starts, match_ends, strict=True):
             if starts_at:
-                judged = self._judge_all(
-                    compiled, starts_at, ends, text, view, starts, bases, folds
-                )
+                judged = self._judge_all(compiled, starts_at, ends, text, view, starts, bases)
                 for column, values in zip((in_text, at_start, findings), judged, strict=True):
                     column.extend(values)
         # Texts lie in the chunk in order, so the order of starts is that of (text, start).
@@ -367,17 +361,16 @@ class Detector:
         view: str,
         starts: list[int],
         bases: list[int],
-        folds: bool,
     ) -> tuple[list[int], list[int], list[Finding]]:
         """``_judge`` for each match (``view[start:end]``), as three lists over those kept:
         the index of its text plus one, its start in ``text``, its finding.
 
         The same answers, but each step (validators aside) runs over all the matches at once
         through ``map`` over C functions: slicing, the text each match is in, the context
-        windows, lower-casing and searching them, the score table, building findings. The
+        window searched between two offsets, the score table, building findings. The
         scan meets about 5,000 candidates per MB, and judging them one Python call at a time
         was half of its time. ``bases`` is ``[0, *starts]``, read at a match's
-        ``bisect_right(starts, start)``; ``folds`` is ``_folds_unlike_lower(text)``.
+        ``bisect_right(starts, start)``.
         """
         check = compiled.check
         retried: list[tuple[int, int, Finding]] = []
@@ -401,19 +394,9 @@ class Detector:
         in_text = list(map(bisect.bisect_right, repeat(starts), starts_at))
         text_starts = list(map(bases.__getitem__, in_text))
         # The context window: context_window characters before the match, not before its text.
-        begins = list(map(max, text_starts, map(sub, starts_at, repeat(self.context_window))))
-        if folds:
-            words = list(map(_context_word, repeat(compiled), repeat(text), begins, starts_at))
-        else:
-            # _context_word where the text holds none of the characters it checks windows
-            # for: one character wider for the word edge (except at 0), lower-cased.
-            wider = list(map(bool, begins))
-            windows = list(map(text.__getitem__, map(slice, map(sub, begins, wider), starts_at)))
-            found = map(compiled.folded_context.search, map(str.lower, windows), wider)
-            words = [
-                None if m is None else w[m.start() : m.end()]
-                for w, m in zip(windows, found, strict=True)
-            ]
+        begins = map(max, text_starts, map(sub, starts_at, repeat(self.context_window)))
+        found = list(map(compiled.context.search, repeat(text), begins, starts_at))
+        words = list(map(_GROUP, map(_OR_NO_WORD, found, found), repeat(1)))
         scores = list(
             map(
                 getitem,
@@ -510,28 +493,17 @@ class Detector:
 def _context_word(compiled: _Compiled, text: str, begin: int, end: int) -> str | None:
     """The first context word of the pattern's type in ``text[begin:end]``, if any.
 
-    Searched in the lower-cased window (one character wider, for the word edge); the
-    characters whose case folding that would change (U+0130, U+0131, U+017F) send it to the
-    case-insensitive regex over the original text instead.
+    Searched between the two offsets, so the word edges look at the characters around them.
     """
-    head = begin - 1 if begin > 0 else begin
-    window = text[head:end]
-    folded = window.lower()
-    if len(folded) == len(window) and "\u0131" not in folded and "\u017f" not in folded:
-        match = compiled.folded_context.search(folded, begin - head)
-        return None if match is None else window[match.start() : match.end()]
     match = compiled.context.search(text, begin, end)
-    return None if match is None else match.group(0)
+    return None if match is None else match.group(1)
 
 
-# Characters that lower-casing folds otherwise than IGNORECASE matches them: U+0130 lowers to
-# two characters, U+0131 and U+017F stay as they are but match "i" and "s".
-_FOLD_EXCEPTIONS = "\u0130\u0131\u017f"
-
-
-def _folds_unlike_lower(text: str) -> bool:
-    """Whether ``text`` holds a character that ``_context_word`` must check windows for."""
-    return not text.isascii() and any(char in text for char in _FOLD_EXCEPTIONS)
+_GROUP = re.Match.group
+# A match whose group 1 is None, read for a window without a context word, so that the
+# words of all windows come from one ``map`` over ``Match.group``.
+_NO_WORD = re.compile("(x)?").match("")
+_OR_NO_WORD = {None: _NO_WORD}.get  # (found, found): the match, or _NO_WORD for None
 
 
 def _locators(anchors: Iterable[str]) -> tuple[re.Pattern[bytes], ...]:

@@ -10,12 +10,20 @@ on tricky inputs and on generated ones.
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
 from privacy import detect
 from privacy.detect import Detector
-from privacy.entities import ANCHOR_TOKEN_START, CHECKSUMMED_TYPES, ENTITY_NAMES, ENTITY_TYPES
+from privacy.entities import (
+    ANCHOR_TOKEN_START,
+    CHECKSUMMED_TYPES,
+    ENTITY_NAMES,
+    ENTITY_TYPES,
+    context_regex,
+    skipping_context_regex,
+)
 
 DETECTOR = Detector()
 
@@ -186,6 +194,44 @@ def test_case_folding_fallback_matches_ignorecase() -> None:
     # searched the slow way and report the word as written.
     (finding,) = DETECTOR.scan("ıd card 11010519491231002X")
     assert finding.context_word == "ıd card"
+
+
+def test_skipping_context_regex_finds_every_case_of_a_first_letter() -> None:
+    # Every code point that IGNORECASE takes for a word's first character (found by one
+    # pass of the engine over all of them) starts a match of the skipping regex.
+    every = "".join(map(chr, [*range(0xD800), *range(0xE000, 0x110000)]))
+    for entity in ENTITY_TYPES:
+        fast = skipping_context_regex(entity)
+        for word in entity.context:
+            for first in re.findall(f"(?i:{re.escape(word[0])})", every):
+                assert fast.search(f" {first}{word[1:]} "), (entity.name, word, first)
+
+
+def test_skipping_context_regex_equals_ignorecase_regex() -> None:
+    # The same word at the same place as context_regex, searched between two offsets, on
+    # text built from the context words, their case variants, the characters IGNORECASE
+    # folds (U+0130, U+0131, U+017F, U+212A) and letters around them.
+    rng = random.Random(7)
+    pieces = [" ", "x", "Z", "9", "-", "\u0130", "\u0131", "\u017f", "\u212a", "号", "\n"]
+    for entity in ENTITY_TYPES:
+        slow, fast = context_regex(entity), skipping_context_regex(entity)
+        words = list(entity.context)
+        for _ in range(400):
+            parts = []
+            for _ in range(rng.randint(1, 6)):
+                word = rng.choice(words)
+                word = "".join(c.upper() if rng.random() < 0.3 else c for c in word)
+                word = word.replace("i", rng.choice("iI\u0130\u0131")).replace(
+                    "s", rng.choice("sS\u017f")
+                )
+                parts.append(word.replace("k", rng.choice("kK\u212a")))
+                parts.append("".join(rng.choice(pieces) for _ in range(rng.randint(0, 2))))
+            text = "".join(parts)
+            begin = rng.randint(0, len(text))
+            end = rng.randint(begin, len(text))
+            expected = slow.search(text, begin, end)
+            found = fast.search(text, begin, end)
+            assert (found and found.span(1)) == (expected and expected.span()), (text, begin, end)
 
 
 def test_context_words_stay_within_their_text() -> None:
