@@ -128,6 +128,11 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="ERP rows, all tables")
     parser.add_argument("--master", default="local[2]")
     parser.add_argument("--driver-memory", default="4g")
+    parser.add_argument(
+        "--driver-java-options",
+        help="options for the driver JVM (spark.driver.extraJavaOptions), e.g."
+        " -XX:TieredStopAtLevel=1",
+    )
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temp dir)")
     args = parser.parse_args()
 
@@ -137,10 +142,13 @@ def main() -> int:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         with LocalPostgres(work / "pg") as info:
-            return run(info, work, scale, args.master, args.driver_memory)
+            spark_conf = {"spark.driver.memory": args.driver_memory}
+            if args.driver_java_options is not None:
+                spark_conf["spark.driver.extraJavaOptions"] = args.driver_java_options
+            return run(info, work, scale, args.master, spark_conf)
 
 
-def run(info: PostgresInfo, work: Path, scale: int, master: str, driver_memory: str) -> int:
+def run(info: PostgresInfo, work: Path, scale: int, master: str, spark_conf: dict[str, str]) -> int:
     print(f"start: {load()}")
     started = time.perf_counter()
     erp_rows = load_demo_erp(info, scale=scale)
@@ -164,10 +172,12 @@ def run(info: PostgresInfo, work: Path, scale: int, master: str, driver_memory: 
     lake = Lake(config.lake)
 
     started = time.perf_counter()
-    spark = spark_session(
-        SparkConfig(master=master, conf={"spark.driver.memory": driver_memory}), lake
+    spark = spark_session(SparkConfig(master=master, conf=spark_conf), lake)
+    java_options = spark_conf.get("spark.driver.extraJavaOptions", "")
+    print(
+        f"Spark session ({master}, driver JVM options {java_options!r}):"
+        f" {time.perf_counter() - started:.1f} s, {load()}"
     )
-    print(f"Spark session ({master}): {time.perf_counter() - started:.1f} s, {load()}")
     try:
         started, cpu_started = time.perf_counter(), tree_cpu_seconds()
         _, full_reports = run_batch(spark, config, "bench")

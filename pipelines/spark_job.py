@@ -493,12 +493,15 @@ class SparkBatchJob:
 
         read, report, tagged = done.read, done.report, done.tagged
         started = time.perf_counter()
-        for stage, outcome, _, count in done.tallies:
-            if outcome == "quarantine" and count:
-                rejected = tagged.where(
-                    (F.col("_outcome") == "quarantine") & (F.col("_stage") == stage)
-                )
-                self._merge_quarantine(rejected, stage, done.frame.columns)
+        # One MERGE per stage, whichever of its rules rejected the rows (tallies are per rule).
+        quarantining = dict.fromkeys(
+            stage for stage, outcome, _, count in done.tallies if outcome == "quarantine" and count
+        )
+        for stage in quarantining:
+            rejected = tagged.where(
+                (F.col("_outcome") == "quarantine") & (F.col("_stage") == stage)
+            )
+            self._merge_quarantine(rejected, stage, done.frame.columns)
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
         checked = None
         if report.kept:

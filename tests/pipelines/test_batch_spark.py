@@ -349,6 +349,48 @@ def test_incremental_run_scans_no_table_and_its_figures_match_a_count(
         assert raw_commit["summary"][CLEAN_AT_PROPERTY] == str(level.clean)
 
 
+def test_a_stage_quarantines_in_one_merge(
+    demo_run: DemoRun, spark: SparkSession, postgres: PostgresInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows two rules of one stage reject go to that stage's quarantine table in one MERGE."""
+    lake = Lake(demo_run.config.lake)
+    run_batch(spark, demo_run.config, "test")  # level with the source, whatever ran before
+    merges: Counter[str] = Counter()
+    merge = SparkBatchJob._merge
+
+    def counting_merge(self: SparkBatchJob, name: str, source: object, statement: str) -> None:
+        merges[name.split(".", 1)[1]] += 1
+        merge(self, name, source, statement)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SparkBatchJob, "_merge", counting_merge)
+    with psycopg.connect(postgres.dsn()) as db:
+        keys = [
+            str(key)
+            for (key,) in db.execute(
+                "SELECT med_order_id FROM erp.medical_orders WHERE prescription LIKE '%mg%'"
+                " ORDER BY med_order_id LIMIT 4"
+            )
+        ]
+        db.execute(
+            "UPDATE erp.medical_orders SET updated_at = now(), prescription = CASE"
+            "  WHEN med_order_id = ANY(%(blank)s) THEN ' '"
+            "  ELSE 'é˜¿èŽ«è¥¿æž— ' || prescription END"  # noqa: RUF001
+            " WHERE med_order_id = ANY(%(all)s)",
+            {"blank": [int(k) for k in keys[:2]], "all": [int(k) for k in keys]},
+        )
+    run_id, reports = run_batch(spark, demo_run.config, "test")
+    report = next(r for r in reports if r.entity == "medical_orders")
+    assert report.rows_read == 4 and report.quarantined == 4
+    assert merges["quarantine.cleaning"] == 1
+    quarantined = {
+        row["_source_key"]: row["_rule_id"]
+        for row in lake.read("quarantine.cleaning").to_pylist()
+        if row["_entity"] == "medical_orders" and row["_run_id"] == run_id
+    }
+    assert set(quarantined) == set(keys)
+    assert len(set(quarantined.values())) == 2
+
+
 # -- failures: nothing half-written ------------------------------------------------------------
 
 
