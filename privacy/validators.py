@@ -285,20 +285,26 @@ def _iban_country(country: str) -> _IbanCountry | None:
 _CCC_WEIGHTS = (1, 2, 4, 8, 5, 10, 9, 7, 3, 6)
 
 
-_CCC_ZERO = 48 * sum(_CCC_WEIGHTS)  # what the code points of "0" add to a weighted sum
-
-
-def _ccc_check_digit(digits: str) -> str:
-    # Weighted over code points, less what "0" adds: no int() per digit.
-    check = (sum(map(operator.mul, digits.encode(), _CCC_WEIGHTS)) - _CCC_ZERO) % 11
-    return str(check if check < 2 else 11 - check)
+# The first check digit weighs "00" and the bank and branch (8 digits): the zeros add nothing.
+_CCC_BRANCH_WEIGHTS = _CCC_WEIGHTS[2:]
+# What the code points of "0" add to each weighted sum, taken off again.
+_CCC_BRANCH_ZERO = 48 * sum(_CCC_BRANCH_WEIGHTS)
+_CCC_ACCOUNT_ZERO = 48 * sum(_CCC_WEIGHTS)
+# A check digit by the weighted sum mod 11: 11 less the remainder, 0 and 1 as they are.
+_CCC_CHECK_DIGITS = "01" + "".join(str(11 - remainder) for remainder in range(2, 11))
 
 
 def spanish_ccc_valid(account: str) -> bool:
-    """The two check digits of a 20-digit Spanish account number (``stdnum.es.ccc``)."""
+    """The two check digits of a 20-digit Spanish account number (``stdnum.es.ccc``).
+
+    Weighted over code points (no ``int()`` per digit), both sums in one call.
+    """
     if len(account) != 20 or not account.isdigit() or not account.isascii():
         return False
-    return account[8:10] == _ccc_check_digit("00" + account[:8]) + _ccc_check_digit(account[10:])
+    raw = account.encode()
+    branch = (sum(map(operator.mul, raw[:8], _CCC_BRANCH_WEIGHTS)) - _CCC_BRANCH_ZERO) % 11
+    number = (sum(map(operator.mul, raw[10:], _CCC_WEIGHTS)) - _CCC_ACCOUNT_ZERO) % 11
+    return account[8:10] == _CCC_CHECK_DIGITS[branch] + _CCC_CHECK_DIGITS[number]
 
 
 # stdnum's Spanish IBAN module validates the whole IBAN again before checking the account
@@ -334,7 +340,7 @@ def _iban(text: str) -> Verdict:
     if not valid:
         return _REJECTED
     national = country.national
-    return _confirmed_if(national is None or national(number))
+    return _REJECTED if national is not None and not national(number) else _CONFIRMED
 
 
 # -- US SSN --------------------------------------------------------------------------------
