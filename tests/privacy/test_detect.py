@@ -326,5 +326,18 @@ def test_locators_move_shared_literals_before_the_token_start_check() -> None:
     assert detect._shared_literal(["0{12}", "000"]) == ""
     assert detect._shared_literal([r"\.0", "a"]) == ""
     # The IBAN anchor alone: the engine skips to "AA00", and the check looks past it.
-    (iban,) = Detector(["IBAN"])._locators
+    ((iban, marked),) = Detector(["IBAN"])._locators
+    assert not marked
     assert iban.pattern.startswith(b"AA00(?<![0Aa]....)")
+
+
+def test_token_digits_are_marked_for_the_digit_locator() -> None:
+    # A digit with no digit or letter before it starts a token: "1" in the marked view,
+    # which the digit anchors read as a digit wherever a token may start inside them.
+    assert detect._mark_token_digits(b"000 00a00A0 0.0#0-00") == b"100 10a00A0 1.1#1-10"
+    assert detect._mark_token_digits(b"") == b""
+    assert detect._with_token_digits(r"0[ -]0{1,7}(?![0Aa])\.0") == (
+        r"[01][ -][01]{1,7}(?![01Aa])\.[01]"
+    )
+    (digits, marked), *_ = Detector(["US_SSN"])._locators
+    assert marked and digits.pattern.startswith(b"100(?:")
