@@ -25,8 +25,8 @@ import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, compress, groupby, pairwise, repeat
-from operator import attrgetter, getitem, is_, is_not, sub
+from itertools import accumulate, chain, compress, pairwise, repeat
+from operator import and_, attrgetter, eq, getitem, gt, is_, is_not, itemgetter, ne, sub
 from typing import NamedTuple
 
 import numpy as np
@@ -127,6 +127,7 @@ class Finding(NamedTuple):
 
 
 _VALUE = attrgetter("_value_")  # a verdict's value, as findings carry it
+_START, _END = itemgetter(1), itemgetter(2)  # a finding's start and end
 
 # Findings are built as ``_new_tuple(Finding, fields)``: the named tuple's own constructor is
 # a Python function, which costs twice as much again, and the scan builds one per finding.
@@ -242,15 +243,34 @@ class Detector:
             chunk = _SEPARATOR.join(present[first:last])
             starts = list(map(operator.sub, bounds[first:last], repeat(offset)))
             in_text, findings = self._candidates(chunk, starts)
-            finding = findings.__getitem__
-            for index, of_text in groupby(range(len(findings)), in_text.__getitem__):
-                found = tuple(map(finding, of_text))
-                # One finding (the usual case) needs no resolving.
-                if len(found) > 1:
-                    found = tuple(self._resolve(list(found)))
+            for index, found in zip(*self._per_text(in_text, findings), strict=True):
                 results[members[first + index - 1]] = found
             first = last
         return results
+
+    def _per_text(
+        self, in_text: list[int], findings: list[Finding]
+    ) -> tuple[list[int], list[tuple[Finding, ...]]]:
+        """``_candidates``' findings cut into a tuple per text, overlaps resolved.
+
+        As the texts that have findings (their index plus one) and the tuples. The cuts, the
+        tuples and the overlap check run as ``map`` over C functions: a text's findings are in
+        order of start, so only two neighbours can overlap (texts never overlap each other),
+        and only a text where two do goes through ``_resolve``.
+        """
+        if not in_text:
+            return [], []
+        cuts = list(compress(range(1, len(in_text)), map(ne, in_text[1:], in_text)))
+        firsts = [0, *cuts]
+        texts = list(map(in_text.__getitem__, firsts))
+        groups = list(map(tuple, map(findings.__getitem__, map(slice, firsts, [*cuts, None]))))
+        overlap = map(gt, map(_END, findings), map(_START, findings[1:]))
+        overlaps = map(and_, map(eq, in_text, in_text[1:]), overlap)
+        overlapping = set(compress(in_text, overlaps))
+        if overlapping:
+            for at in compress(range(len(texts)), map(overlapping.__contains__, texts)):
+                groups[at] = tuple(self._resolve(list(groups[at])))
+        return texts, groups
 
     def scan_exhaustive(self, text: str) -> list[Finding]:
         """``scan`` by running every pattern over the whole text: slow, and the definition.
