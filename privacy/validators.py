@@ -315,6 +315,11 @@ _IBAN_NATIONAL: dict[str, Callable[[str], bool]] = {
 }
 
 
+_DIGITS = string.digits
+# Each ASCII digit and capital as mod 97 reads it: the digit, or the capital's two digits.
+_DECIMAL_OF = {
+    char: str(value) for value, char in enumerate(string.digits + string.ascii_uppercase)
+}.__getitem__
 _IBAN_STRUCTURE = re.compile(r"([1-9][0-9]*)!([nac])")
 _IBAN_CHARS = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
 
@@ -331,9 +336,14 @@ def _iban(text: str) -> Verdict:
     if country is None or not country.bban.fullmatch(number, 4):
         return _REJECTED
     bban, check = number[4:], number[2:4]
-    if country.letters is not None and bban.isdigit() and check.isdigit() and check.isascii():
-        # Most BBANs are digits (the format above made them ASCII): mod 97 of the rearranged
-        # number (BBAN, country, check digits) as integers, without translating letters.
+    if country.letters is not None and check.isdigit() and check.isascii():
+        # mod 97 of the rearranged number (BBAN, country, check digits) as integers. The
+        # format made the BBAN ASCII digits and capitals, most often digits after a few
+        # capitals (GB, NL, IT): the part up to the last capital is spelt out in digits
+        # (A = 10), the rest read by int() as it is, instead of translating every character.
+        if not bban.isdigit():
+            spelt = len(bban.rstrip(_DIGITS))
+            bban = "".join(map(_DECIMAL_OF, bban[:spelt])) + bban[spelt:]
         valid = (int(bban) * 1_000_000 + country.letters * 100 + int(check)) % 97 == 1
     else:
         valid = mod97_valid(bban + number[:4])
