@@ -449,20 +449,14 @@ class SparkBatchJob:
 
     def _transform(self, ingested: Ingested, chain: Chain) -> Transformed:
         """Run the chain over one entity's conformed rows, and record the counts."""
-        from pyspark import StorageLevel
-
         read, report = ingested.read, ingested.report
         entity = read.entity
         started = time.perf_counter()
-        tagged = self._apply_chain(ingested.frame, chain)
+        tagged = self._apply_chain(ingested.frame, chain).localCheckpoint(eager=True)
         collected = None
         if ingested.conforming <= _FEW_ROWS:
             # A small read is collected once: its tallies are counted here and the clean
-            # gate checks its kept rows without another job. The same job fills the cache the
-            # writes read the tagged rows from (``_publish`` drops it), where a checkpoint
-            # and then a collection took two. Should a cached block be lost, Spark runs the
-            # chain again over the pinned input, which gives the same rows.
-            tagged = tagged.persist(StorageLevel.MEMORY_AND_DISK)
+            # gate checks its kept rows without another job.
             collected = _arrow(tagged)
             counted = collected.group_by(["_stage", "_outcome", "_rule_id"]).aggregate(
                 [([], "count_all")]
@@ -472,7 +466,6 @@ class SparkBatchJob:
                 for row in counted.to_pylist()
             ]
         else:
-            tagged = tagged.localCheckpoint(eager=True)
             tallies = [
                 (row["_stage"], row["_outcome"], row["_rule_id"], row["count"])
                 for row in tagged.groupBy("_stage", "_outcome", "_rule_id").count().collect()
@@ -495,13 +488,6 @@ class SparkBatchJob:
     def _publish(self, done: Transformed) -> EntityReport:
         """Write one transformed entity: quarantine and clean, raw with the watermark, then
         curated (the order the module docstring gives)."""
-        try:
-            return self._write(done)
-        finally:
-            if done.collected is not None:
-                done.tagged.unpersist()  # cached by ``_transform``
-
-    def _write(self, done: Transformed) -> EntityReport:
         import pyarrow.compute as pc
         from pyspark.sql import functions as F
 
