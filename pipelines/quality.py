@@ -434,7 +434,10 @@ class _Gx:
         # validates the same suites batch after batch, so each is registered once per
         # content and kept.
         self._suites: dict[str, tuple[list[CheckSpec], Any]] = {}
-        self._validations: dict[tuple[str, str], Any] = {}
+        # (engine, name) -> the registered validation definition and the suite it was
+        # registered with: GX hands out a copy of the suite on each ``validation.suite``, so
+        # only the kept pair tells whether the definition still has the current suite.
+        self._validations: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def suite(self, name: str, checks: Sequence[CheckSpec]) -> Any:
         """The suite of ``checks`` under ``name``; the registered one while they are the same."""
@@ -474,12 +477,14 @@ class _Gx:
         if self.root is None:
             batch = definition.get_batch(batch_parameters={"dataframe": data})
             return batch.validate(suite, result_format=_STORED_RESULT_FORMAT)
-        validation = self._validations.get((engine, name))
-        if validation is None or validation.suite is not suite:
+        kept = self._validations.get((engine, name))
+        if kept is not None and kept[1] is suite:
+            validation = kept[0]
+        else:
             validation = self.context.validation_definitions.add_or_update(
                 self.gx.ValidationDefinition(name=name, data=definition, suite=suite)
             )
-            self._validations[engine, name] = validation
+            self._validations[engine, name] = (validation, suite)
         return validation.run(
             batch_parameters={"dataframe": data},
             result_format=_STORED_RESULT_FORMAT,

@@ -21,6 +21,7 @@ from pipelines.quality import (
     ZoneStats,
     check_batch,
     contract_checks,
+    gx_runtime,
     raise_if_failed,
     schema_problems,
     to_pandas,
@@ -279,3 +280,31 @@ def test_data_docs_render_the_runs_pages_and_index_them_all(
     before = index.stat().st_mtime_ns
     assert gate.finish("20250303T000000Z-c") == index  # a run that stored nothing
     assert index.stat().st_mtime_ns == before
+
+
+def test_a_gate_registers_its_validation_once_while_its_checks_stay_the_same(
+    tmp_path: Path, contracts: dict[str, EntityContract], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from great_expectations.core.factory.validation_definition_factory import (
+        ValidationDefinitionFactory,
+    )
+
+    registered: list[str] = []
+    add = ValidationDefinitionFactory.add_or_update
+
+    def counting_add(self: ValidationDefinitionFactory, validation: object) -> object:
+        registered.append(validation.name)  # type: ignore[attr-defined]
+        return add(self, validation)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ValidationDefinitionFactory, "add_or_update", counting_add)
+    gate = QualityGate(QualityConfig(), tmp_path, contracts)
+    runs = ["20250301T000000Z-a", "20250302T000000Z-b", "20250303T000000Z-c"]
+    for run in runs:  # batches of changed rows: the same checks every time
+        gate.check(orders(10), "orders", gate="clean", run_id=run, whole_zone=False)
+    assert registered == ["orders.clean"]
+    # Each run's validation is still stored, for its Data Docs page.
+    store = gx_runtime(tmp_path / "quality").context.validation_results_store
+    assert sorted(key.run_id.run_name for key in store.list_keys()) == runs
+    # A whole table adds the row count against the last run: other checks, registered anew.
+    gate.check(orders(10), "orders", gate="clean", run_id="20250304T000000Z-d")
+    assert registered == ["orders.clean", "orders.clean"]
