@@ -1035,7 +1035,15 @@ class SparkBatchJob:
             new = new.select(*frame.columns).localCheckpoint(eager=True)
             count = new.count()
         if count or record:
-            writer = new.writeTo(name)
+            # Each task writes its own rows. Raw is partitioned by ingest day, which one run's
+            # rows share, so the table's default (hash by partition) would shuffle them all
+            # to one writer task: a whole full load written by one core, and one more job
+            # for every append. Fanout takes rows of several days in any order.
+            writer = (
+                new.writeTo(name)
+                .option("distribution-mode", "none")
+                .option("fanout-enabled", "true")
+            )
             for key, value in {"steward.run-id": self.run.run_id, **state}.items():
                 writer = writer.option(f"snapshot-property.{key}", value)
             self._commit(name, "append", writer.append)

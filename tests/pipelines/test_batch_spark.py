@@ -156,6 +156,11 @@ def test_ledger_balances_and_snapshots_carry_the_run(demo_run: DemoRun) -> None:
     assert "steward.curated.medical_orders" in committed
     snapshots = Lake(demo_run.config.lake).snapshots("raw.erp_orders")
     assert snapshots[-1]["summary"]["steward.run-id"] == demo_run.run_id
+    # Raw's rows share one ingest day; every read partition (num_partitions) wrote its own
+    # file rather than one task writing them all.
+    partitions = demo_run.config.sources["erp"].num_partitions
+    [append] = [s for s in snapshots if s["summary"].get("steward.run-id") == demo_run.run_id]
+    assert int(append["summary"]["added-data-files"]) == partitions > 1
 
 
 def test_rerun_with_same_inputs_adds_nothing(demo_run: DemoRun, spark: SparkSession) -> None:
