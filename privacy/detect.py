@@ -25,8 +25,8 @@ import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, chain, compress, pairwise, repeat
-from operator import and_, attrgetter, eq, getitem, gt, is_, is_not, itemgetter, ne, sub
+from itertools import accumulate, compress, pairwise, repeat
+from operator import add, and_, attrgetter, eq, getitem, gt, is_, is_not, itemgetter, lt, ne, sub
 from typing import NamedTuple
 
 import numpy as np
@@ -71,13 +71,12 @@ _CLASSES = (
     )
     + b"#" * 128
 )
-_OUTSIDE = ord("#")  # the class of characters outside clusters
-_SPACE = ord(" ")
-_JOINED = b"0A"  # the classes a space inside a cluster stands between
-_SPAN = re.Match.span
+_OUTSIDE, _SPACE = b"# "  # the class of characters outside clusters, and of a space
 _DIGIT, _CAPITAL, _SMALL = b"0Aa"
-# The rest of a cluster from a position; on the reversed class view, the part before it.
-_CLUSTER = re.compile(rb"(?:[0Aa.:()+\-_%@]++|(?<=[0A]) (?=[0A]))*+")
+# The rest of a cluster from a position, over classes in which a space that joins no two
+# digits or capitals is outside (``_close_clusters``).
+_CLUSTER = re.compile(rb"[^#]*+")
+_MATCH_START, _MATCH_END = re.Match.start, re.Match.end
 # Full-width digits (U+FF10-FF19) are common in Chinese documents; they are read as ASCII
 # digits. Looked for one digit at a time (``in`` runs in C without a regex), a tenth of the
 # cost of a character class over the text or of a search in its UTF-8 encoding; digits of
@@ -206,7 +205,7 @@ class Detector:
         # Each locator with whether it reads the classes with token digits marked.
         self._locators = _locators(c.anchor for c in self._compiled)
         self._marks_digits = any(marked for _, marked in self._locators)
-        self._by_shape: dict[bytes, tuple[int, ...]] = {}  # indices into _compiled
+        self._by_shape = _ShapeMasks(self._compiled)
 
     def scan(self, text: str) -> list[Finding]:
         """Findings in ``text``, sorted by start, not overlapping, at or above threshold."""
@@ -297,89 +296,42 @@ class Detector:
         if not self._locators:
             return [], []
         view, raw = _ascii_view(text)
-        classes = raw.translate(_CLASSES)
-        patterns_by_shape = self._by_shape.get
-        searches = [compiled.regex.search for compiled in self._compiled]
-        # Each pattern's matches, where they start and end, in the order found; they are
-        # judged together afterwards. Offsets rather than match objects: ints are no work
-        # for the garbage collector, and a chunk's thousands of live matches were.
-        match_starts: list[list[int]] = [[] for _ in self._compiled]
-        match_ends: list[list[int]] = [[] for _ in self._compiled]
-        add_start = [found.append for found in match_starts]
-        add_end = [found.append for found in match_ends]
-        # Each hit runs from an anchor to the end of its cluster, so a locator's next search
-        # starts after the cluster; the hits of all locators are taken in order, and a hit in
-        # a cluster that another locator's hit has already brought is passed over.
+        classes = _close_clusters(raw.translate(_CLASSES))
+        # Each locator hit runs from an anchor to the end of its cluster, so a cluster is
+        # known by where it ends, whichever anchors it holds; it begins after the nearest
+        # character outside clusters before that.
         marked = _mark_token_digits(classes) if self._marks_digits else classes
-        hits = sorted(
-            chain.from_iterable(
-                map(_SPAN, locator.finditer(marked if on_marked else classes))
-                for locator, on_marked in self._locators
-            )
-        )
-        scanned_to = 0
-        for at, pos in hits:
-            if at < scanned_to:
-                continue
-            scanned_to = pos
-            # The start of the cluster; most anchors sit after a separator or after a space
-            # that joins no two digits or capitals, which a look at the classes before
-            # settles without the regex.
-            before = classes[at - 1] if at else _OUTSIDE
-            if before == _OUTSIDE or (
-                before == _SPACE
-                and (at == 1 or classes[at] not in _JOINED or classes[at - 2] not in _JOINED)
-            ):
-                begin = at
-            else:
-                # Back to the nearest character outside clusters, then to the nearest space
-                # that joins no two digits or capitals; two searches in C, where running
-                # _CLUSTER backwards needed the whole chunk reversed.
-                begin = classes.rfind(b"#", 0, at) + 1
-                space = classes.rfind(b" ", begin, at)
-                while space >= 0:
-                    if (
-                        space == begin
-                        or classes[space - 1] not in _JOINED
-                        or classes[space + 1] not in _JOINED
-                    ):
-                        begin = space + 1
-                        break
-                    space = classes.rfind(b" ", begin, space)
-            shape = classes[begin:pos]
-            indices = patterns_by_shape(shape)
-            if indices is None:
-                indices = self._patterns_for(shape)
-            for index in indices:
-                # A search loop rather than finditer: most clusters hold no match of most of
-                # their patterns, and a failed search creates no iterator. Most matches end
-                # the cluster, and then there is nothing more to search.
-                find = searches[index]
-                match = find(view, begin, pos)
-                while match is not None:
-                    start, end = match.span()
-                    add_start[index](start)
-                    add_end[index](end)
-                    match = find(view, end, pos) if end < pos else None
+        cluster_ends: set[int] = set()
+        for locator, on_marked in self._locators:
+            cluster_ends.update(map(_MATCH_END, locator.finditer(marked if on_marked else classes)))
+        ends = list(cluster_ends)
+        begins = list(map(add, map(classes.rfind, repeat(b"#"), repeat(0), ends), repeat(1)))
+        shapes = map(classes.__getitem__, map(slice, begins, ends))
+        # Which patterns run over each cluster, a bit per pattern, by the cluster's shape.
+        masks = np.fromiter(map(self._by_shape.__getitem__, shapes), np.int64, len(ends))
+        begins_at, ends_at = np.array(begins, np.int64), np.array(ends, np.int64)
+        # Each pattern's matches over its clusters, judged together. Offsets rather than
+        # match objects: ints are no work for the garbage collector, and a chunk's thousands
+        # of live matches were.
         bases = [0, *starts]  # by bisect_right(starts, start): the start of a match's text
         in_text: list[int] = []
         at_start: list[int] = []
         findings: list[Finding] = []
-        for compiled, starts_at, ends in zip(self._compiled, match_starts, match_ends, strict=True):
-            if starts_at:
-                judged = self._judge_all(compiled, starts_at, ends, text, view, starts, bases)
-                for column, values in zip((in_text, at_start, findings), judged, strict=True):
-                    column.extend(values)
+        for index, compiled in enumerate(self._compiled):
+            chosen = np.flatnonzero(masks & (1 << index))
+            if not chosen.size:
+                continue
+            starts_at, match_ends = _search_clusters(
+                compiled.regex, view, begins_at[chosen].tolist(), ends_at[chosen].tolist()
+            )
+            if not starts_at:
+                continue
+            judged = self._judge_all(compiled, starts_at, match_ends, text, view, starts, bases)
+            for column, values in zip((in_text, at_start, findings), judged, strict=True):
+                column.extend(values)
         # Texts lie in the chunk in order, so the order of starts is that of (text, start).
         order = sorted(range(len(at_start)), key=at_start.__getitem__)
         return list(map(in_text.__getitem__, order)), list(map(findings.__getitem__, order))
-
-    def _patterns_for(self, shape: bytes) -> tuple[int, ...]:
-        if len(self._by_shape) >= _SHAPE_CACHE_SIZE:
-            self._by_shape.clear()
-        indices = tuple(i for i, c in enumerate(self._compiled) if c.anchor_regex.search(shape))
-        self._by_shape[shape] = indices
-        return indices
 
     def _judge_all(
         self,
@@ -519,6 +471,52 @@ class Detector:
         return sorted(kept, key=lambda f: f.start)
 
 
+def _search_clusters(
+    regex: re.Pattern[str], view: str, begins: list[int], ends: list[int]
+) -> tuple[list[int], list[int]]:
+    """The matches of ``regex`` in the clusters ``view[begin:end]``, as starts and ends.
+
+    In no particular order. One ``map`` searches every cluster:
+    a search that finds nothing (most clusters hold no match of some of their patterns)
+    costs only the engine's work. Most matches end their cluster; after the others, the
+    search goes on to the cluster's end.
+    """
+    search = regex.search
+    found = list(map(search, repeat(view), begins, ends))
+    matched = list(map(is_not, found, repeat(None)))
+    found = list(compress(found, matched))
+    starts = list(map(_MATCH_START, found))
+    stops = list(map(_MATCH_END, found))
+    ends = list(compress(ends, matched))
+    for at in compress(range(len(found)), map(lt, stops, ends)):
+        end, stop = stops[at], ends[at]
+        match = search(view, end, stop)
+        while match is not None:
+            start, end = match.span()
+            starts.append(start)
+            stops.append(end)
+            match = search(view, end, stop) if end < stop else None
+    return starts, stops
+
+
+class _ShapeMasks(dict[bytes, int]):
+    """The patterns to run over a cluster by its shape (its classes), as a bit per pattern:
+    those whose anchor the shape holds. Filled as shapes are met; real data repeats a few
+    hundred, and the bound keeps free text with many distinct shapes from growing it.
+    """
+
+    def __init__(self, compiled: Sequence[_Compiled]):
+        super().__init__()
+        self._anchors = [c.anchor_regex.search for c in compiled]
+
+    def __missing__(self, shape: bytes) -> int:
+        if len(self) >= _SHAPE_CACHE_SIZE:
+            self.clear()
+        mask = sum(1 << i for i, search in enumerate(self._anchors) if search(shape))
+        self[shape] = mask
+        return mask
+
+
 def _context_word(compiled: _Compiled, text: str, begin: int, end: int) -> str | None:
     """The first context word of the pattern's type in ``text[begin:end]``, if any.
 
@@ -590,6 +588,20 @@ def _locators(anchors: Iterable[str]) -> tuple[tuple[re.Pattern[bytes], bool], .
         regex = f"{head}(?:{'|'.join(rests)}){tail}"
         locators.append((re.compile(regex.encode("ascii")), marked))
     return tuple(locators)
+
+
+def _close_clusters(classes: bytes) -> bytes:
+    """``classes`` with each space that joins no two digits or capitals written ``#``.
+
+    Clusters are then the runs of characters other than ``#``: the start of the one that
+    ends at a position is one ``rfind`` away. A few vector operations over the chunk
+    (numpy); same length, so offsets carry over.
+    """
+    view = np.frombuffer(classes, np.uint8)
+    joins = (view == _DIGIT) | (view == _CAPITAL)
+    apart = view == _SPACE
+    apart[1:-1] &= ~(joins[:-2] & joins[2:])
+    return (view + apart.view(np.uint8) * np.uint8(_OUTSIDE - _SPACE)).tobytes()
 
 
 def _mark_token_digits(classes: bytes) -> bytes:

@@ -341,3 +341,32 @@ def test_token_digits_are_marked_for_the_digit_locator() -> None:
     )
     (digits, marked), *_ = Detector(["US_SSN"])._locators
     assert marked and digits.pattern.startswith(b"100(?:")
+
+
+def test_closed_clusters_write_every_space_that_joins_nothing_outside() -> None:
+    # A space belongs to a cluster only between two digits or capitals (in the class view);
+    # the closed view writes every other space "#", so clusters are the runs without "#".
+    rng = random.Random(5)
+    for _ in range(2000):
+        classes = bytes(rng.choice(b"0Aa.:-@#   ") for _ in range(rng.randint(0, 12)))
+        expected = bytes(
+            ord("#")
+            if char == ord(" ")
+            and not (0 < i < len(classes) - 1 and {classes[i - 1], classes[i + 1]} <= set(b"0A"))
+            else char
+            for i, char in enumerate(classes)
+        )
+        assert detect._close_clusters(classes) == expected, classes
+
+
+def test_clusters_with_several_matches_of_a_pattern() -> None:
+    # A pattern's search goes on to the end of its cluster after a match that ends sooner.
+    text = "13800138000 13900139000 4111 1111 1111 1111 5500 0000 0000 0004"
+    found = [(f.type, text[f.start : f.end]) for f in DETECTOR.scan(text)]
+    assert found == [
+        ("CN_MOBILE", "13800138000"),
+        ("CN_MOBILE", "13900139000"),
+        ("BANK_CARD", "4111 1111 1111 1111"),
+        ("BANK_CARD", "5500 0000 0000 0004"),
+    ]
+    assert DETECTOR.scan(text) == DETECTOR.scan_exhaustive(text)
