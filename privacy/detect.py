@@ -20,13 +20,11 @@ step by step over all of them with ``map`` rather than one Python call per candi
 
 from __future__ import annotations
 
-import bisect
-import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, compress, pairwise, repeat
-from operator import add, and_, attrgetter, eq, getitem, gt, is_, is_not, itemgetter, lt, ne, sub
+from itertools import chain, compress, pairwise, repeat
+from operator import add, attrgetter, getitem, is_, is_not, lt
 from typing import NamedTuple
 
 import numpy as np
@@ -77,6 +75,9 @@ _DIGIT, _CAPITAL, _SMALL = b"0Aa"
 # digits or capitals is outside (``_close_clusters``).
 _CLUSTER = re.compile(rb"[^#]*+")
 _MATCH_START, _MATCH_END = re.Match.start, re.Match.end
+_Ints = np.ndarray  # one-dimensional, of int64
+_NO_INTS = np.zeros(0, np.int64)
+_TEXT_AT_ZERO = np.zeros(1, np.int64)  # the starts of one text: at 0
 # Full-width digits (U+FF10-FF19) are common in Chinese documents; they are read as ASCII
 # digits. Looked for one digit at a time (``in`` runs in C without a regex), a tenth of the
 # cost of a character class over the text or of a search in its UTF-8 encoding; digits of
@@ -126,7 +127,6 @@ class Finding(NamedTuple):
 
 
 _VALUE = attrgetter("_value_")  # a verdict's value, as findings carry it
-_START, _END = itemgetter(1), itemgetter(2)  # a finding's start and end
 
 # Findings are built as ``_new_tuple(Finding, fields)``: the named tuple's own constructor is
 # a Python function, which costs twice as much again, and the scan builds one per finding.
@@ -209,7 +209,7 @@ class Detector:
 
     def scan(self, text: str) -> list[Finding]:
         """Findings in ``text``, sorted by start, not overlapping, at or above threshold."""
-        return self._resolve(self._candidates(text, [0])[1])
+        return self._resolve(self._candidates(text, _TEXT_AT_ZERO)[3])
 
     def scan_many(self, texts: Sequence[str | None]) -> list[tuple[Finding, ...]]:
         """``scan`` for each text (``None`` gives no findings), offsets relative to each text.
@@ -233,39 +233,39 @@ class Detector:
             else [i for i, text in enumerate(texts) if text]
         )
         # Where each text would start in one join of them all; chunks are cut from it by size.
-        lengths = map(operator.add, map(len, present), repeat(len(_SEPARATOR)))
-        bounds = list(accumulate(lengths, initial=0))
+        lengths = np.fromiter(map(len, present), np.int64, len(present)) + len(_SEPARATOR)
+        bounds = np.zeros(len(present) + 1, np.int64)
+        np.cumsum(lengths, out=bounds[1:])
         first = 0
         while first < len(present):
-            offset = bounds[first]
-            last = bisect.bisect_left(bounds, offset + _CHUNK_CHARS, first + 1, len(present))
+            offset = int(bounds[first])
+            last = int(np.searchsorted(bounds, offset + _CHUNK_CHARS))
+            last = min(max(last, first + 1), len(present))
             chunk = _SEPARATOR.join(present[first:last])
-            starts = list(map(operator.sub, bounds[first:last], repeat(offset)))
-            in_text, findings = self._candidates(chunk, starts)
-            for index, found in zip(*self._per_text(in_text, findings), strict=True):
+            candidates = self._candidates(chunk, bounds[first:last] - offset)
+            for index, found in zip(*self._per_text(*candidates), strict=True):
                 results[members[first + index - 1]] = found
             first = last
         return results
 
     def _per_text(
-        self, in_text: list[int], findings: list[Finding]
+        self, in_text: _Ints, begins: _Ints, ends: _Ints, findings: list[Finding]
     ) -> tuple[list[int], list[tuple[Finding, ...]]]:
         """``_candidates``' findings cut into a tuple per text, overlaps resolved.
 
-        As the texts that have findings (their index plus one) and the tuples. The cuts, the
-        tuples and the overlap check run as ``map`` over C functions: a text's findings are in
-        order of start, so only two neighbours can overlap (texts never overlap each other),
-        and only a text where two do goes through ``_resolve``.
+        As the texts that have findings (their index plus one) and the tuples. The cuts and
+        the overlap check are array operations, the tuples one ``map``: a text's findings are
+        in order of start, so only two neighbours can overlap (texts never overlap each
+        other), and only a text where two do goes through ``_resolve``.
         """
-        if not in_text:
+        if not findings:
             return [], []
-        cuts = list(compress(range(1, len(in_text)), map(ne, in_text[1:], in_text)))
+        cuts = (np.flatnonzero(in_text[1:] != in_text[:-1]) + 1).tolist()
         firsts = [0, *cuts]
-        texts = list(map(in_text.__getitem__, firsts))
+        texts = in_text[firsts].tolist()
         groups = list(map(tuple, map(findings.__getitem__, map(slice, firsts, [*cuts, None]))))
-        overlap = map(gt, map(_END, findings), map(_START, findings[1:]))
-        overlaps = map(and_, map(eq, in_text, in_text[1:]), overlap)
-        overlapping = set(compress(in_text, overlaps))
+        overlaps = (ends[:-1] > begins[1:]) & (in_text[1:] == in_text[:-1])
+        overlapping = set(in_text[1:][overlaps].tolist())
         if overlapping:
             for at in compress(range(len(texts)), map(overlapping.__contains__, texts)):
                 groups[at] = tuple(self._resolve(list(groups[at])))
@@ -286,15 +286,15 @@ class Detector:
                     found.append(finding)
         return self._resolve(found)
 
-    def _candidates(self, text: str, starts: list[int]) -> tuple[list[int], list[Finding]]:
+    def _candidates(self, text: str, starts: _Ints) -> tuple[_Ints, _Ints, _Ints, list[Finding]]:
         """Judged matches in ``text`` (texts joined, beginning at ``starts``), in order.
 
-        As two lists: the index of each finding's text plus one, and the findings, ordered by
-        text and, within a text, by start (the stable sort keeps the patterns' order where
-        two start together, as the exhaustive scan has them).
+        As the index of each finding's text plus one, where it begins and ends in ``text``,
+        and the findings, ordered by text and, within a text, by start (the stable sort keeps
+        the patterns' order where two start together, as the exhaustive scan has them).
         """
         if not self._locators:
-            return [], []
+            return _NO_INTS, _NO_INTS, _NO_INTS, []
         view, raw = _ascii_view(text)
         classes = _close_clusters(raw.translate(_CLASSES))
         # Each locator hit runs from an anchor to the end of its cluster, so a cluster is
@@ -313,10 +313,8 @@ class Detector:
         # Each pattern's matches over its clusters, judged together. Offsets rather than
         # match objects: ints are no work for the garbage collector, and a chunk's thousands
         # of live matches were.
-        bases = [0, *starts]  # by bisect_right(starts, start): the start of a match's text
-        in_text: list[int] = []
-        at_start: list[int] = []
-        findings: list[Finding] = []
+        bases = np.concatenate((_TEXT_AT_ZERO, starts))  # a text's start by its index plus one
+        judged: list[tuple[_Ints, _Ints, _Ints, list[Finding]]] = []
         for index, compiled in enumerate(self._compiled):
             chosen = np.flatnonzero(masks & (1 << index))
             if not chosen.size:
@@ -326,12 +324,18 @@ class Detector:
             )
             if not starts_at:
                 continue
-            judged = self._judge_all(compiled, starts_at, match_ends, text, view, starts, bases)
-            for column, values in zip((in_text, at_start, findings), judged, strict=True):
-                column.extend(values)
+            judged.append(
+                self._judge_all(compiled, starts_at, match_ends, text, view, starts, bases)
+            )
+        if not judged:
+            return _NO_INTS, _NO_INTS, _NO_INTS, []
+        texts, firsts, lasts, found = zip(*judged, strict=True)
+        in_text, begins, ends = map(np.concatenate, (texts, firsts, lasts))
+        findings = list(chain.from_iterable(found))
         # Texts lie in the chunk in order, so the order of starts is that of (text, start).
-        order = sorted(range(len(at_start)), key=at_start.__getitem__)
-        return list(map(in_text.__getitem__, order)), list(map(findings.__getitem__, order))
+        order = np.argsort(begins, kind="stable")
+        findings = list(map(findings.__getitem__, order.tolist()))
+        return in_text[order], begins[order], ends[order], findings
 
     def _judge_all(
         self,
@@ -340,21 +344,21 @@ class Detector:
         ends: list[int],
         text: str,
         view: str,
-        starts: list[int],
-        bases: list[int],
-    ) -> tuple[list[int], list[int], list[Finding]]:
-        """``_judge`` for each match (``view[start:end]``), as three lists over those kept:
-        the index of its text plus one, its start in ``text``, its finding.
+        starts: _Ints,
+        bases: _Ints,
+    ) -> tuple[_Ints, _Ints, _Ints, list[Finding]]:
+        """``_judge`` for each match (``view[start:end]``), over those kept: the index of
+        its text plus one, where its finding begins and ends in ``text``, the finding.
 
-        The same answers, but each step (validators aside) runs over all the matches at once
-        through ``map`` over C functions: slicing, the text each match is in, the context
-        window searched between two offsets, the score table, building findings. The
-        scan meets about 5,000 candidates per MB, and judging them one Python call at a time
-        was half of its time. ``bases`` is ``[0, *starts]``, read at a match's
-        ``bisect_right(starts, start)``.
+        The same answers, but each step (validators aside) runs over all the matches at once,
+        through ``map`` over C functions (slicing, the context window searched between two
+        offsets, the score table, building findings) or as array operations (the text each
+        match is in, offsets). The scan meets about 5,000 candidates per MB, and judging
+        them one Python call at a time was half of its time. ``bases`` is ``[0, *starts]``,
+        read at a match's ``searchsorted(starts, start, "right")``.
         """
         check = compiled.check
-        retried: list[tuple[int, int, Finding]] = []
+        retried: list[tuple[int, int, int, Finding]] = []
         if check is None:
             verdicts = [_UNSURE] * len(starts_at)
         else:
@@ -365,18 +369,20 @@ class Detector:
                     # Rare: a rejected match with groups to trim goes through _judge.
                     for start, end, ok in zip(starts_at, ends, kept, strict=True):
                         if not ok and " " in view[start:end]:
-                            index = bisect.bisect_right(starts, start)
-                            finding = self._judge(compiled, text, view, start, end, bases[index])
+                            index = int(np.searchsorted(starts, start, "right"))
+                            base = int(bases[index])
+                            finding = self._judge(compiled, text, view, start, end, base)
                             if finding is not None:
-                                retried.append((index, start, finding))
+                                retried.append((index, start, base + finding.end, finding))
                 starts_at = list(compress(starts_at, kept))
                 ends = list(compress(ends, kept))
                 verdicts = list(compress(verdicts, kept))
-        in_text = list(map(bisect.bisect_right, repeat(starts), starts_at))
-        text_starts = list(map(bases.__getitem__, in_text))
+        begins, stops = np.array(starts_at, np.int64), np.array(ends, np.int64)
+        in_text = np.searchsorted(starts, begins, "right")
+        text_starts = bases[in_text]
         # The context window: context_window characters before the match, not before its text.
-        begins = map(max, text_starts, map(sub, starts_at, repeat(self.context_window)))
-        found = list(map(compiled.context.search, repeat(text), begins, starts_at))
+        windows = np.maximum(text_starts, begins - self.context_window).tolist()
+        found = list(map(compiled.context.search, repeat(text), windows, starts_at))
         words = list(map(_GROUP, map(_OR_NO_WORD, found, found), repeat(1)))
         scores = list(
             map(
@@ -387,8 +393,8 @@ class Detector:
         )
         fields = zip(
             repeat(compiled.type),
-            map(sub, starts_at, text_starts),
-            map(sub, ends, text_starts),
+            (begins - text_starts).tolist(),
+            (stops - text_starts).tolist(),
             scores,
             repeat(compiled.name),
             map(_VALUE, verdicts),
@@ -397,14 +403,15 @@ class Detector:
         findings = list(map(_new_tuple, repeat(Finding), fields))
         if None in scores:
             kept = list(map(is_not, scores, repeat(None)))
-            in_text = list(compress(in_text, kept))
-            starts_at = list(compress(starts_at, kept))
+            in_text, begins, stops = in_text[kept], begins[kept], stops[kept]
             findings = list(compress(findings, kept))
-        for index, start, finding in retried:
-            in_text.append(index)
-            starts_at.append(start)
-            findings.append(finding)
-        return in_text, starts_at, findings
+        if retried:
+            index, start, end, finding = zip(*retried, strict=True)
+            in_text = np.concatenate((in_text, index))
+            begins = np.concatenate((begins, start))
+            stops = np.concatenate((stops, end))
+            findings.extend(finding)
+        return in_text, begins, stops, findings
 
     def _judge(
         self,

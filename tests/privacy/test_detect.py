@@ -370,3 +370,24 @@ def test_clusters_with_several_matches_of_a_pattern() -> None:
         ("BANK_CARD", "5500 0000 0000 0004"),
     ]
     assert DETECTOR.scan(text) == DETECTOR.scan_exhaustive(text)
+
+
+def test_scan_many_resolves_overlaps_only_within_a_text() -> None:
+    # Overlapping candidates (an ID that also passes as a card; a trimmed IBAN beside a
+    # card) next to texts whose findings touch but do not overlap, and texts with none.
+    texts = [
+        "440305199003071156",
+        "4111111111111111",
+        "a@b.com 13800138000",
+        "",
+        "IBAN DE89 3704 0044 0532 0130 00 4111 1111 1111 1111",
+        "440305199003071156 4111111111111111 440305199003071156",
+        "no pii",
+        "13800138000",
+    ]
+    assert DETECTOR.scan_many(texts) == [tuple(DETECTOR.scan_exhaustive(t)) for t in texts]
+    assert [f.type for f in DETECTOR.scan_many(texts)[5]] == [
+        "CN_RESIDENT_ID",
+        "BANK_CARD",
+        "CN_RESIDENT_ID",
+    ]
