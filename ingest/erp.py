@@ -80,9 +80,11 @@ class JdbcReader:
             return None
         return int(row["lo"]), int(row["hi"])
 
-    def read(self, table: JdbcTable) -> DataFrame:
+    def read(self, table: JdbcTable, *, parallel: bool = True) -> DataFrame:
         """The whole table, read with ``num_partitions`` parallel range queries when the
-        partition column (the configured one, else the key) is an integer column."""
+        partition column (the configured one, else the key) is an integer column, unless
+        ``parallel`` is false: then one query (no bounds to look up first), for a read
+        expected to be small, such as an incremental run's."""
         from pyspark.sql.types import IntegralType
 
         what = f"table {self._qualified(table)}"
@@ -94,7 +96,8 @@ class JdbcReader:
             raise source_error(self.source_name, self.source, what, exc) from None
         column = table.partition_column or table.key
         if (
-            self.source.num_partitions > 1
+            parallel
+            and self.source.num_partitions > 1
             and column in frame.columns
             and isinstance(frame.schema[column].dataType, IntegralType)
         ):

@@ -58,6 +58,7 @@ from pipelines.quality import QualityGate, ZoneStats, raise_if_failed
 if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
     from ingest.crm import CrmClient
 
@@ -200,6 +201,12 @@ class EntityRead:
     novel_only: bool = False
     # The clean snapshot recorded with the stored state (``CLEAN_AT_PROPERTY``).
     clean_at_state: int | None = None
+    # A read expected to be small (an incremental JDBC read, a CRM export of up to
+    # ``_FEW_ROWS`` records) is held by the driver once read (``SparkBatchJob._held_read``).
+    # An incremental JDBC read is one query; ``parallel`` reads the same rows with parallel
+    # range queries, for when it turns out larger.
+    few: bool = False
+    parallel: Callable[[], DataFrame] | None = None
 
 
 @dataclass(frozen=True)
@@ -229,6 +236,9 @@ class Ingested:
     frame: DataFrame
     source: DataFrame
     conforming: int  # rows in ``frame``
+    # Whether ``frame`` and ``source`` are held by the driver (``SparkBatchJob._hold``): a
+    # small read, whose chain then runs on the driver too.
+    local: bool
 
 
 @dataclass(frozen=True)
@@ -366,10 +376,12 @@ class SparkBatchJob:
 
     def _read_jdbc(self, reader: JdbcReader, source_name: str, table: JdbcTable) -> EntityRead:
         """The table's rows past its stored watermark (all of them on a full run); Spark
-        pushes the comparison down into the source's SQL."""
-        frame = reader.read(table)
+        pushes the comparison down into the source's SQL. A read past a watermark is expected
+        to be small: it is one query, not parallel ranges (``EntityRead.few``)."""
         raw = self._raw_name(source_name, table.entity_name)
         stored = None if self.full else self._stored_state(raw, Watermark.from_summary)
+        incremental = stored is not None and table.watermark is not None
+        frame = reader.read(table, parallel=not incremental)
 
         read = EntityRead(
             source_name,
@@ -381,7 +393,10 @@ class SparkBatchJob:
         )
         if stored is not None and table.watermark is not None:
             previous, summary = stored
-            read.frame = frame.where(self._after(frame, table, previous))
+            after = self._after(frame, table, previous)
+            read.frame = frame.where(after)
+            read.few = True
+            read.parallel = lambda: reader.read(table).where(after)
             read.novel = self._past(frame, table, previous)
             read.novel_only = table.lookback.total_seconds() <= 0
             clean_at = summary.get(CLEAN_AT_PROPERTY)
@@ -410,7 +425,8 @@ class SparkBatchJob:
         else:
             return None  # nothing read yet and nothing to describe the entity's columns
         summary = cursor.to_summary() if cursor is not None else {}
-        return EntityRead(source_name, entity, key, frame, state=summary)
+        few = len(records) <= _FEW_ROWS
+        return EntityRead(source_name, entity, key, frame, state=summary, few=few)
 
     def _stored_state(
         self, raw: str, parse: Callable[[dict[str, str]], T | None]
@@ -436,13 +452,13 @@ class SparkBatchJob:
         """Read and conform one entity's rows, and record the counts."""
         report = EntityReport(source=read.source, entity=read.entity)
         started = time.perf_counter()
-        frame, source, conform, mark = self._conform(read)
+        frame, source, conform, mark, local = self._conform(read)
         report.rows_read = conform.rows_in
         report.watermark = mark.to_summary() if mark is not None else dict(read.state)
         report.seconds["ingest"] = time.perf_counter() - started
         report.quarantined += conform.quarantined
         report.reasons.update({f"{conform.stage}/{k}": v for k, v in conform.reasons.items()})
-        return Ingested(read, report, frame, source, conform.rows_out)
+        return Ingested(read, report, frame, source, conform.rows_out, local)
 
     def _transform_and_publish(self, ingested: Ingested, chain: Chain) -> EntityReport:
         return self._publish(self._transform(ingested, chain))
@@ -452,12 +468,23 @@ class SparkBatchJob:
         read, report = ingested.read, ingested.report
         entity = read.entity
         started = time.perf_counter()
-        tagged = self._apply_chain(ingested.frame, chain).localCheckpoint(eager=True)
         collected = None
-        if ingested.conforming <= _FEW_ROWS:
+        if ingested.local:
+            # A small read's rows are held by the driver, and its chain runs here: a Spark job
+            # through the Python workers costs more than the chain's work on a few thousand
+            # rows. The tagged rows are held here too, for the writes.
+            from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+            output = chain.output_schema(to_arrow_schema(ingested.frame.schema))
+            collected = chain.run(_arrow(ingested.frame))
+            tagged = _local_frame(self.spark, collected, from_arrow_schema(output))
+        else:
+            tagged = self._apply_chain(ingested.frame, chain).localCheckpoint(eager=True)
+            if ingested.conforming <= _FEW_ROWS:
+                collected = _arrow(tagged)
+        if collected is not None:
             # A small read is collected once: its tallies are counted here and the clean
             # gate checks its kept rows without another job.
-            collected = _arrow(tagged)
             counted = collected.group_by(["_stage", "_outcome", "_rule_id"]).aggregate(
                 [([], "count_all")]
             )
@@ -532,15 +559,16 @@ class SparkBatchJob:
 
     def _conform(
         self, read: EntityRead
-    ) -> tuple[DataFrame, DataFrame, StageCounts, Watermark | None]:
+    ) -> tuple[DataFrame, DataFrame, StageCounts, Watermark | None, bool]:
         """Pin the read, bring it to its contract's types (``pipelines/conform.py``) and add
         lineage.
 
         Returns the conforming rows with lineage, every row as read with lineage (for hard
-        deletes), the ``contract`` stage's counts (recorded in the ledger) and the watermark
-        of the rows read (counted in the same job). Rows that do not convert go to
-        ``quarantine.contract`` as read; a batch whose schema broke goes there whole, and then
-        the run stops at the quality gate.
+        deletes), the ``contract`` stage's counts (recorded in the ledger), the watermark
+        of the rows read (counted in the same job) and whether the rows are held by the
+        driver (a small read, ``_held_read``) rather than checkpointed. Rows that do not
+        convert go to ``quarantine.contract`` as read; a batch whose schema broke goes there
+        whole, and then the run stops at the quality gate.
         """
         from pyspark.errors import AnalysisException
         from pyspark.sql import functions as F
@@ -557,18 +585,22 @@ class SparkBatchJob:
         )
 
         entity = read.entity
+        held = self._held_read(read)
+        rows_read = held if held is not None else read.frame
 
         def pinned(rows: DataFrame) -> DataFrame:
             # Pin what was read: the source may change while the run goes on, and every
-            # later step (chain, counts, raw, watermark) must see the same rows.
-            return with_lineage(
+            # later step (chain, counts, raw, watermark) must see the same rows. Rows derived
+            # from rows the driver holds are held in turn, without a Spark job.
+            lineage = with_lineage(
                 rows,
                 read.source,
                 entity,
                 read.key,
                 self.run.run_id,
                 exclude=(REASON_COLUMN, RULE_COLUMN),
-            ).localCheckpoint(eager=True)
+            )
+            return self._hold(lineage)[0] if held is not None else lineage.localCheckpoint(True)
 
         contract = self.gate.contracts.get(entity)
         clean = self.table("clean", entity)
@@ -578,24 +610,24 @@ class SparkBatchJob:
             else {}
         )
         plan = (
-            plan_conform(contract, to_arrow_schema(read.frame.schema), lake_types)
+            plan_conform(contract, to_arrow_schema(rows_read.schema), lake_types)
             if contract is not None
             else None
         )
         if plan is None or not plan.needed:
-            frame = pinned(read.frame)
+            frame = pinned(rows_read)
             rows, mark, _ = self._count(frame, read)
             counts = StageCounts(CONTRACT_STAGE, entity, rows, rows)
             self.run.record_stage(counts)
-            return frame, frame, counts, mark
+            return frame, frame, counts, mark, held is not None
 
         for warning in plan.warnings:
             self.run.record_warning(warning)
         try:
-            marked = mark_rows(read.frame, plan)
+            marked = mark_rows(rows_read, plan)
         except AnalysisException as exc:
             plan = with_broken(plan, f"a column cannot be cast: {first_line(exc)}")
-            marked = mark_rows(read.frame, plan)
+            marked = mark_rows(rows_read, plan)
         marked = pinned(marked)
         # The rules a row can fail: its columns' casts, or the batch's schema.
         rules = [cast.rule_id for cast in plan.casts] + [plan.rule_id]
@@ -626,7 +658,33 @@ class SparkBatchJob:
             )
         source = marked.drop(REASON_COLUMN, RULE_COLUMN)
         frame = pinned(conformed_rows(marked.drop(*LINEAGE_COLUMNS), plan))
-        return frame, source, counts, mark
+        return frame, source, counts, mark, held is not None
+
+    def _held_read(self, read: EntityRead) -> DataFrame | None:
+        """A read expected to be small (``EntityRead.few``), read once and held by the driver
+        (``_hold``); None for any other read, and for one that turns out to have more than
+        ``_FEW_ROWS`` rows: then an incremental JDBC read is replaced by its parallel form,
+        and the caller pins it with a checkpoint as a large read."""
+        if not read.few:
+            return None
+        held, rows = self._hold(read.frame.limit(_FEW_ROWS + 1))
+        if rows <= _FEW_ROWS:
+            return held
+        if read.parallel is not None:
+            read.frame = read.parallel()
+        return None
+
+    def _hold(self, frame: DataFrame) -> tuple[DataFrame, int]:
+        """``frame`` evaluated once, its rows held by the driver's JVM as a local relation,
+        and how many there are; for a few rows only. Like a checkpoint, every query over the
+        result sees the same rows; unlike one, the optimizer evaluates filters and
+        projections over held rows itself (``ConvertToLocalRelation``), so deriving held rows
+        from held rows runs no Spark job."""
+        from pyspark.sql import DataFrame
+
+        rows = frame._jdf.collectAsList()
+        held = self.spark._jsparkSession.createDataFrame(rows, frame._jdf.schema())
+        return DataFrame(held, self.spark), int(rows.size())
 
     def _check(
         self,
@@ -927,8 +985,11 @@ class SparkBatchJob:
         deleted = 0
         if deleting:
             deletes = reduce(lambda a, b: a.unionByName(b), deleting)
-            deletes = deletes.localCheckpoint(eager=True)
-            deleted = deletes.count()
+            if done.local:
+                deletes, deleted = self._hold(deletes)
+            else:
+                deletes = deletes.localCheckpoint(eager=True)
+                deleted = deletes.count()
         before = self._snapshot_id(name)
         trusted = self._untouched_since(name, read.clean_at_state)
         changed = self._unseen(
@@ -1179,6 +1240,30 @@ def _arrow(rows: DataFrame) -> pa.Table:
     if batches:
         return pa.Table.from_batches(batches)
     return to_arrow_schema(rows.schema).empty_table()
+
+
+def _local_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> DataFrame:
+    """``table`` as a DataFrame of ``schema`` held by the driver (a local relation, up to
+    ``spark.sql.execution.arrow.localRelationThreshold`` bytes), sent to the JVM as Arrow
+    batches: what ``createDataFrame`` does with pandas data under Arrow, without the
+    detour through pandas, which turns nullable integers into floats. (Spark 4's
+    ``createDataFrame`` takes an Arrow table itself.)"""
+    import pyarrow as pa
+    from pyspark.sql import DataFrame
+    from pyspark.sql.pandas.serializers import ArrowStreamSerializer
+
+    jvm = spark._jvm
+    assert jvm is not None
+    # An empty table has no batches; the JVM reads the schema from the first one.
+    batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
+    jbatches = spark.sparkContext._serialize_to_jvm(
+        batches,
+        ArrowStreamSerializer(),
+        jvm.PythonSQLUtils.readArrowStreamFromFile,
+        jvm.ArrowIteratorServer,
+    )
+    jdf = jvm.PythonSQLUtils.toDataFrame(jbatches, schema.json(), spark._jsparkSession)
+    return DataFrame(jdf, spark)
 
 
 def _records_table(records: list[dict[str, Any]]) -> pa.Table:

@@ -269,6 +269,55 @@ def test_incremental_run_changes_exactly_the_changed_rows(
     assert {d["_source_key"] for d in deletes if d["_entity"] == "customers"} >= deleted_customers
 
 
+def test_an_incremental_read_larger_than_a_small_one_is_read_again_in_parallel(
+    demo_run: DemoRun, spark: SparkSession, postgres: PostgresInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An incremental read is one query whose rows the driver holds, unless it has more
+    than ``_FEW_ROWS`` rows: then the same rows are read in parallel ranges and take the
+    large read's path (checkpoints, the chain in Spark's Python workers)."""
+    from ingest.erp import JdbcReader
+
+    lake = Lake(demo_run.config.lake)
+    run_batch(spark, demo_run.config, "test")  # level with the source, whatever ran before
+    monkeypatch.setattr(spark_job, "_FEW_ROWS", 5)
+    reads: list[tuple[str, bool]] = []
+    read = JdbcReader.read
+
+    def recording_read(self: JdbcReader, table: object, *, parallel: bool = True) -> object:
+        reads.append((table.name, parallel))  # type: ignore[attr-defined]
+        return read(self, table, parallel=parallel)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(JdbcReader, "read", recording_read)
+    before = curated_by_key(lake, "orders")
+    with psycopg.connect(postgres.dsn()) as db:
+        changed = {
+            str(k)
+            for (k,) in db.execute(
+                "UPDATE erp.orders SET note = coalesce(note, '') || ' 改期', updated_at = now()"
+                " WHERE order_id % 50 = 7 RETURNING order_id"
+            )
+        }
+        small = {
+            str(k)
+            for (k,) in db.execute(
+                "UPDATE erp.invoices SET updated_at = now()"
+                " WHERE invoice_id IN (2, 4) RETURNING invoice_id"
+            )
+        }
+    assert len(changed) > 5 >= len(small)
+    _, reports = run_batch(spark, demo_run.config, "test")
+    by_entity = {r.entity: r for r in reports}
+    assert by_entity["orders"].rows_read == by_entity["orders"].raw_new_versions == len(changed)
+    assert by_entity["invoices"].rows_read == len(small)
+    # Every incremental read is first one query; only the large one is read again, in ranges.
+    assert [parallel for name, parallel in reads if name == "orders"] == [False, True]
+    assert [parallel for name, parallel in reads if name == "invoices"] == [False]
+    after = curated_by_key(lake, "orders")
+    assert after.keys() == before.keys()
+    assert {k for k in after if after[k] != before[k]} == changed
+    assert all(after[k]["note"].endswith("改期") for k in changed)
+
+
 def test_full_run_removes_hard_deleted_keys(
     demo_run: DemoRun, spark: SparkSession, postgres: PostgresInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
