@@ -315,12 +315,18 @@ class Detector:
         # of live matches were.
         bases = np.concatenate((_TEXT_AT_ZERO, starts))  # a text's start by its index plus one
         judged: list[tuple[_Ints, _Ints, _Ints, list[Finding]]] = []
+        one_token = (masks & _ONE_TOKEN) != 0
         for index, compiled in enumerate(self._compiled):
-            chosen = np.flatnonzero(masks & (1 << index))
-            if not chosen.size:
+            chosen = (masks & (1 << index)) != 0
+            if not chosen.any():
                 continue
             starts_at, match_ends = _search_clusters(
-                compiled.regex, view, begins_at[chosen].tolist(), ends_at[chosen].tolist()
+                compiled.regex,
+                view,
+                begins_at,
+                ends_at,
+                np.flatnonzero(chosen & one_token),
+                np.flatnonzero(chosen & ~one_token),
             )
             if not starts_at:
                 continue
@@ -479,24 +485,31 @@ class Detector:
 
 
 def _search_clusters(
-    regex: re.Pattern[str], view: str, begins: list[int], ends: list[int]
+    regex: re.Pattern[str], view: str, begins: _Ints, ends: _Ints, one_token: _Ints, rest: _Ints
 ) -> tuple[list[int], list[int]]:
-    """The matches of ``regex`` in the clusters ``view[begin:end]``, as starts and ends.
+    """The matches of ``regex`` in the clusters ``view[begin:end]`` at ``one_token`` and at
+    ``rest`` (indices into ``begins`` and ``ends``), as starts and ends, in no particular order.
 
-    In no particular order. One ``map`` searches every cluster:
-    a search that finds nothing (most clusters hold no match of some of their patterns)
-    costs only the engine's work. Most matches end their cluster; after the others, the
-    search goes on to the cluster's end.
+    One ``map`` searches all clusters of a kind: a search that finds nothing (most clusters
+    hold no match of some of their patterns) costs only the engine's work. In a cluster of
+    one token a match can begin only where the cluster does (``_ONE_TOKEN``), so the first
+    attempt there is ``regex.match``, which tries that position alone. Most matches end
+    their cluster; after the others, the search goes on to the cluster's end.
     """
     search = regex.search
-    found = list(map(search, repeat(view), begins, ends))
+    token_begins, token_ends = begins[one_token].tolist(), ends[one_token].tolist()
+    rest_begins, rest_ends = begins[rest].tolist(), ends[rest].tolist()
+    found = [
+        *map(regex.match, repeat(view), token_begins, token_ends),
+        *map(search, repeat(view), rest_begins, rest_ends),
+    ]
     matched = list(map(is_not, found, repeat(None)))
     found = list(compress(found, matched))
     starts = list(map(_MATCH_START, found))
     stops = list(map(_MATCH_END, found))
-    ends = list(compress(ends, matched))
-    for at in compress(range(len(found)), map(lt, stops, ends)):
-        end, stop = stops[at], ends[at]
+    cluster_ends = list(compress([*token_ends, *rest_ends], matched))
+    for at in compress(range(len(found)), map(lt, stops, cluster_ends)):
+        end, stop = stops[at], cluster_ends[at]
         match = search(view, end, stop)
         while match is not None:
             start, end = match.span()
@@ -506,20 +519,32 @@ def _search_clusters(
     return starts, stops
 
 
+# A shape's bit for a cluster of one token: every character but the last is a letter or
+# a digit. Every pattern's match begins after a character that is no ASCII letter or digit
+# (the tests hold the patterns to this), so in such a cluster a match can begin only where
+# the cluster does.
+_ONE_TOKEN = 1 << 62
+
+
 class _ShapeMasks(dict[bytes, int]):
-    """The patterns to run over a cluster by its shape (its classes), as a bit per pattern:
-    those whose anchor the shape holds. Filled as shapes are met; real data repeats a few
-    hundred, and the bound keeps free text with many distinct shapes from growing it.
+    """The patterns to run over a cluster by its shape (its classes), as a bit per pattern
+    (those whose anchor the shape holds), and ``_ONE_TOKEN``. Filled as shapes are met; real
+    data repeats a few hundred, and the bound keeps free text with many distinct shapes
+    from growing it.
     """
 
     def __init__(self, compiled: Sequence[_Compiled]):
         super().__init__()
+        if (1 << len(compiled)) > _ONE_TOKEN:
+            raise ValueError(f"{len(compiled)} patterns: a shape's mask holds at most 62")
         self._anchors = [c.anchor_regex.search for c in compiled]
 
     def __missing__(self, shape: bytes) -> int:
         if len(self) >= _SHAPE_CACHE_SIZE:
             self.clear()
         mask = sum(1 << i for i, search in enumerate(self._anchors) if search(shape))
+        if shape[:-1].isalnum():
+            mask |= _ONE_TOKEN
         self[shape] = mask
         return mask
 

@@ -391,3 +391,33 @@ def test_scan_many_resolves_overlaps_only_within_a_text() -> None:
         "BANK_CARD",
         "CN_RESIDENT_ID",
     ]
+
+
+def test_every_match_begins_after_no_letter_or_digit() -> None:
+    # In a cluster of one token the scan tries a pattern only where the cluster begins
+    # (detect._ONE_TOKEN), which needs this of every pattern: a match cannot begin right
+    # after an ASCII letter or digit. Each match in the positives, the tricky inputs and
+    # generated text, with a letter or digit put just before it, must not match there.
+    rng = random.Random(6)
+    texts = [text for text, _, _ in POSITIVES] + TRICKY
+    texts += ["".join(_fragments(rng) + rng.choice(" -,.:") for _ in range(4)) for _ in range(800)]
+    texts += ["01062345678", "passport 123456789", "E1234567８"]
+    views = [detect._ascii_view(text)[0] for text in texts]
+    for entity in ENTITY_TYPES:
+        for spec in entity.patterns:
+            regex = re.compile(spec.regex, re.ASCII)
+            matches = [(view, match.start()) for view in views for match in regex.finditer(view)]
+            assert matches, spec.name
+            for view, start in matches:
+                for char in "0aZ":
+                    probe = view[:start] + char + view[start:]
+                    assert regex.match(probe, start + 1) is None, (spec.name, view, char)
+
+
+def test_shapes_of_one_token_are_marked() -> None:
+    masks = Detector(["BANK_CARD"])._by_shape
+    assert masks[b"0" * 16] & detect._ONE_TOKEN
+    assert masks[b"Aa0000000000000000."] & detect._ONE_TOKEN  # the last may be punctuation
+    assert not masks[b"0000 0000 0000 0000"] & detect._ONE_TOKEN
+    assert not masks[b"a.0000000000000000"] & detect._ONE_TOKEN
+    assert masks[b"0" * 16] & ~detect._ONE_TOKEN == 1  # card_plain, the first pattern
