@@ -236,9 +236,9 @@ class Ingested:
     frame: DataFrame
     source: DataFrame
     conforming: int  # rows in ``frame``
-    # Whether ``frame`` and ``source`` are held by the driver (``SparkBatchJob._hold``): a
-    # small read, whose chain then runs on the driver too.
-    local: bool
+    # A small read's conforming rows, collected: then ``frame`` and ``source`` are held by the
+    # driver (``SparkBatchJob._hold``), and the chain runs on the driver too.
+    held_rows: pa.Table | None
 
 
 @dataclass(frozen=True)
@@ -452,13 +452,13 @@ class SparkBatchJob:
         """Read and conform one entity's rows, and record the counts."""
         report = EntityReport(source=read.source, entity=read.entity)
         started = time.perf_counter()
-        frame, source, conform, mark, local = self._conform(read)
+        frame, source, conform, mark, held_rows = self._conform(read)
         report.rows_read = conform.rows_in
         report.watermark = mark.to_summary() if mark is not None else dict(read.state)
         report.seconds["ingest"] = time.perf_counter() - started
         report.quarantined += conform.quarantined
         report.reasons.update({f"{conform.stage}/{k}": v for k, v in conform.reasons.items()})
-        return Ingested(read, report, frame, source, conform.rows_out, local)
+        return Ingested(read, report, frame, source, conform.rows_out, held_rows)
 
     def _transform_and_publish(self, ingested: Ingested, chain: Chain) -> EntityReport:
         return self._publish(self._transform(ingested, chain))
@@ -469,14 +469,14 @@ class SparkBatchJob:
         entity = read.entity
         started = time.perf_counter()
         collected = None
-        if ingested.local:
+        if ingested.held_rows is not None:
             # A small read's rows are held by the driver, and its chain runs here: a Spark job
             # through the Python workers costs more than the chain's work on a few thousand
             # rows. The tagged rows are held here too, for the writes.
             from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
             output = chain.output_schema(to_arrow_schema(ingested.frame.schema))
-            collected = chain.run(_arrow(ingested.frame))
+            collected = chain.run(ingested.held_rows)
             tagged = _local_frame(self.spark, collected, from_arrow_schema(output))
         else:
             tagged = self._apply_chain(ingested.frame, chain).localCheckpoint(eager=True)
@@ -559,16 +559,16 @@ class SparkBatchJob:
 
     def _conform(
         self, read: EntityRead
-    ) -> tuple[DataFrame, DataFrame, StageCounts, Watermark | None, bool]:
+    ) -> tuple[DataFrame, DataFrame, StageCounts, Watermark | None, pa.Table | None]:
         """Pin the read, bring it to its contract's types (``pipelines/conform.py``) and add
         lineage.
 
         Returns the conforming rows with lineage, every row as read with lineage (for hard
         deletes), the ``contract`` stage's counts (recorded in the ledger), the watermark
-        of the rows read (counted in the same job) and whether the rows are held by the
-        driver (a small read, ``_held_read``) rather than checkpointed. Rows that do not
-        convert go to ``quarantine.contract`` as read; a batch whose schema broke goes there
-        whole, and then the run stops at the quality gate.
+        of the rows read (counted in the same job) and, for a small read, whose rows the
+        driver holds (``_held_read``) rather than a checkpoint, the conforming rows
+        collected. Rows that do not convert go to ``quarantine.contract`` as read; a batch
+        whose schema broke goes there whole, and then the run stops at the quality gate.
         """
         from pyspark.errors import AnalysisException
         from pyspark.sql import functions as F
@@ -616,10 +616,10 @@ class SparkBatchJob:
         )
         if plan is None or not plan.needed:
             frame = pinned(rows_read)
-            rows, mark, _ = self._count(frame, read)
+            rows, mark, _, collected = self._count(frame, read, collect=held is not None)
             counts = StageCounts(CONTRACT_STAGE, entity, rows, rows)
             self.run.record_stage(counts)
-            return frame, frame, counts, mark, held is not None
+            return frame, frame, counts, mark, collected
 
         for warning in plan.warnings:
             self.run.record_warning(warning)
@@ -631,7 +631,9 @@ class SparkBatchJob:
         marked = pinned(marked)
         # The rules a row can fail: its columns' casts, or the batch's schema.
         rules = [cast.rule_id for cast in plan.casts] + [plan.rule_id]
-        rows_in, mark, by_rule = self._count(marked, read, (RULE_COLUMN, rules))
+        rows_in, mark, by_rule, _ = self._count(
+            marked, read, (RULE_COLUMN, rules), collect=held is not None
+        )
         tallies = {rule: n for rule, n in by_rule.items() if n}
         rejected = (
             rejected_rows(marked)
@@ -658,7 +660,7 @@ class SparkBatchJob:
             )
         source = marked.drop(REASON_COLUMN, RULE_COLUMN)
         frame = pinned(conformed_rows(marked.drop(*LINEAGE_COLUMNS), plan))
-        return frame, source, counts, mark, held is not None
+        return frame, source, counts, mark, _arrow(frame) if held is not None else None
 
     def _held_read(self, read: EntityRead) -> DataFrame | None:
         """A read expected to be small (``EntityRead.few``), read once and held by the driver
@@ -753,16 +755,34 @@ class SparkBatchJob:
         key = F.lit(mark.key).cast(frame.schema[table.key].dataType)
         return (column > value) | ((column == value) & (F.col(table.key) > key))
 
+    @staticmethod
     def _count(
-        self,
         rows: DataFrame,
         read: EntityRead,
         values: tuple[str, list[str]] | None = None,
-    ) -> tuple[int, Watermark | None, dict[str, int]]:
+        *,
+        collect: bool = False,
+    ) -> tuple[int, Watermark | None, dict[str, int], pa.Table | None]:
         """In one job: how many ``rows`` there are; with a watermark column, the newest
         watermark among them; with ``values`` (a column and values it may hold), how many
-        rows hold each value."""
+        rows hold each value.
+
+        With ``collect`` (rows the driver holds, which a small read's chain takes as Arrow),
+        the job collects the rows, returned too, and the figures are counted from them
+        (``_collected_figures``, held to the aggregate below by a test).
+        """
         from pyspark.sql import functions as F
+
+        if collect:
+            texts = []
+            if read.watermark is not None:
+                texts = [
+                    F.col(read.watermark).cast("string").alias(_MARK_TEXT[0]),
+                    F.col(read.key).cast("string").alias(_MARK_TEXT[1]),
+                ]
+            table = _arrow(rows.select("*", *texts))
+            count, top, by_value = _collected_figures(table, read.watermark, read.key, values)
+            return count, top, by_value, table.select(rows.columns)
 
         figures = [F.count(F.lit(1)).alias("rows")]
         column, wanted = values if values is not None else ("", [])
@@ -786,7 +806,7 @@ class SparkBatchJob:
         if row.get("mark_value") is not None:
             assert read.watermark is not None
             watermark = Watermark(read.watermark, row["mark_value"], row["mark_key"])
-        return row["rows"], watermark, by_value
+        return row["rows"], watermark, by_value, None
 
     # -- zone writes, each one Iceberg commit ------------------------------------------------
 
@@ -985,7 +1005,7 @@ class SparkBatchJob:
         deleted = 0
         if deleting:
             deletes = reduce(lambda a, b: a.unionByName(b), deleting)
-            if done.local:
+            if done.held_rows is not None:
                 deletes, deleted = self._hold(deletes)
             else:
                 deletes = deletes.localCheckpoint(eager=True)
@@ -1240,6 +1260,36 @@ def _arrow(rows: DataFrame) -> pa.Table:
     if batches:
         return pa.Table.from_batches(batches)
     return to_arrow_schema(rows.schema).empty_table()
+
+
+# The text forms of a collected row's watermark and key (``SparkBatchJob._count``): Spark's own
+# casts, so a watermark counted from collected rows reads as one counted by Spark.
+_MARK_TEXT = ["_steward_mark_value", "_steward_mark_key"]
+
+
+def _collected_figures(
+    table: pa.Table, watermark: str | None, key: str, values: tuple[str, list[str]] | None
+) -> tuple[int, Watermark | None, dict[str, int]]:
+    """``SparkBatchJob._count``'s figures from rows collected with their ``_MARK_TEXT``
+    columns: the rows, the newest (watermark, key) among rows with a watermark value, and
+    the rows holding each of ``values``."""
+    import pyarrow.compute as pc
+
+    by_value: dict[str, int] = {}
+    if values is not None:
+        column, wanted = values
+        held = table[column]
+        by_value = {value: pc.sum(pc.equal(held, value)).as_py() or 0 for value in wanted}
+    if watermark is None:
+        return table.num_rows, None, by_value
+    dated = table.filter(pc.is_valid(table[watermark]))
+    if dated.num_rows == 0:
+        return table.num_rows, None, by_value
+    newest = dated.filter(pc.equal(dated[watermark], pc.max(dated[watermark])))
+    if newest[key].null_count < newest.num_rows:  # a null key is the least, as in Spark
+        newest = newest.filter(pc.equal(newest[key], pc.max(newest[key])))
+    value, top_key = (newest[name][0].as_py() for name in _MARK_TEXT)
+    return table.num_rows, Watermark(watermark, value, top_key), by_value
 
 
 def _local_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> DataFrame:

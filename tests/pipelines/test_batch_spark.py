@@ -318,6 +318,49 @@ def test_an_incremental_read_larger_than_a_small_one_is_read_again_in_parallel(
     assert all(after[k]["note"].endswith("改期") for k in changed)
 
 
+@pytest.mark.parametrize("key_type", ["int", "string"])
+def test_figures_counted_from_collected_rows_equal_sparks_aggregate(
+    spark: SparkSession, key_type: str
+) -> None:
+    """A small read's figures (rows, newest watermark and key, rows per rule) are counted
+    from its collected rows; they must be what Spark's aggregate says, ties, nulls and the
+    key's ordering (9 before 10 as numbers, after it as text) included."""
+    from pyspark.sql import functions as F
+
+    rows = [
+        (9, "2026-11-27 10:00:00", "cast.a"),
+        (10, "2026-11-27 10:00:00", None),
+        (3, "2026-11-27 10:00:00.5", "cast.a"),
+        (7, "2026-11-27 10:00:00.5", "cast.b"),
+        (None, "2026-11-27 10:00:00.5", None),
+        (11, None, "cast.b"),
+        (12, None, "cast.a"),
+    ]
+    frame = spark.createDataFrame(rows, "id int, at string, rule string").select(
+        F.col("id").cast(key_type).alias("id"), F.col("at").cast("timestamp").alias("at"), "rule"
+    )
+    values = ("rule", ["cast.a", "cast.b", "cast.c"])
+    cases = {
+        "all rows": frame,
+        "no watermark values": frame.where(F.col("at").isNull()),
+        "no rows": frame.limit(0),
+        "newest without a key": frame.where(F.col("id").isNull() | F.col("at").isNull()),
+    }
+    for case, rows_of in cases.items():
+        for watermark in ("at", None):
+            read = spark_job.EntityRead("s", "e", "id", rows_of, watermark=watermark)
+            by_spark = SparkBatchJob._count(rows_of, read, values)
+            collected = SparkBatchJob._count(rows_of, read, values, collect=True)
+            assert collected[:3] == by_spark[:3], (case, watermark)
+            assert by_spark[3] is None
+            assert collected[3] is not None and collected[3].num_rows == by_spark[0]
+            assert collected[3].column_names == rows_of.columns
+    read = spark_job.EntityRead("s", "e", "id", frame, watermark="at")
+    newest = SparkBatchJob._count(frame, read, values, collect=True)[1]
+    assert newest is not None
+    assert (newest.value, newest.key) == ("2026-11-27 10:00:00.5", "7")
+
+
 def test_full_run_removes_hard_deleted_keys(
     demo_run: DemoRun, spark: SparkSession, postgres: PostgresInfo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
