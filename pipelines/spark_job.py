@@ -75,6 +75,11 @@ _TABLE_PROPERTIES = {
     "write.merge.mode": "merge-on-read",
     "write.update.mode": "merge-on-read",
     "write.delete.mode": "merge-on-read",
+    # A MERGE's rows are written by the tasks of its join. The default (a rebalance by data
+    # file) adds a shuffle after the join, one more Spark job in every MERGE, and puts every
+    # inserted row (which has no data file yet) in one partition of up to 384 MB: a full
+    # load's clean and curated written by one task.
+    "write.merge.distribution-mode": "none",
 }
 # Columns that say which version of the rules and policies produced a row: a change in any of
 # them re-publishes the row even when its source content did not change.
