@@ -5,7 +5,11 @@ ledger's counts are tallied from the chain's tagged output before anything is wr
 unbalanced run fails without publishing.
 
 Every entity's chain runs first, one entity after another; then the entities are written side
-by side, from one driver thread each. Order of the commits for one entity, and why:
+by side, from one driver thread each. A small read (up to ``_FEW_ROWS`` rows, an incremental
+run's) is held by the driver instead: one query, its rows collected into a local relation that
+every later query derives from without a Spark job to pin it, its chain run in the driver
+process. A large read is pinned by checkpoints and its chain runs in Spark's Python workers.
+Order of the commits for one entity, and why:
 
 1. ``quarantine.<stage>`` and ``clean.<entity>`` take the rows of this read (``MERGE INTO``,
    only rows that actually changed, so an unchanged re-run commits nothing);
