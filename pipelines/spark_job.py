@@ -1287,8 +1287,7 @@ def _collected_figures(
     by_value: dict[str, int] = {}
     if values is not None:
         column, wanted = values
-        held = table[column]
-        by_value = {value: pc.sum(pc.equal(held, value)).as_py() or 0 for value in wanted}
+        by_value = {value: pc.sum(pc.equal(table[column], value)).as_py() or 0 for value in wanted}
     if watermark is None:
         return table.num_rows, None, by_value
     dated = table.filter(pc.is_valid(table[watermark]))
@@ -1313,7 +1312,7 @@ def _local_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> Da
 
     jvm = spark._jvm
     assert jvm is not None
-    # An empty table has no batches; the JVM reads the schema from the first one.
+    # An empty table has no batches: it is sent as one empty batch, so the stream is not empty.
     batches = table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]
     jbatches = spark.sparkContext._serialize_to_jvm(
         batches,
