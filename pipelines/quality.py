@@ -55,8 +55,10 @@ RULE_PREFIX = "quality."
 SCHEMA_CHECK = "steward_schema"  # the one check that is not a GX expectation
 PII_EXPECTATION = "expect_column_values_to_be_free_of_pii"
 
-# Stored validation results and Data Docs show counts, never sample values (PII).
-_STORED_RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
+# Stored validation results and Data Docs show counts, never sample values (PII). BASIC gives
+# every count a gate reads; SUMMARY's extra (counts of unexpected values) is emptied by
+# ``partial_unexpected_count`` 0 anyway, and computing it cost a third more per validation.
+_STORED_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 _ROW_RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 0}
 _DOCS_SITE = "steward"
 

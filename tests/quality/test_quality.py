@@ -212,6 +212,35 @@ def test_a_gate_on_changed_rows_judges_key_and_row_count_on_the_whole_table(
     assert "40 rows" in (gone.failures[0].error or "")
 
 
+def test_stored_results_keep_every_outcome_a_fuller_format_gives(
+    contracts: dict[str, EntityContract], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gates store results in GX's BASIC format: its outcomes (success, unexpected counts,
+    observed values) are SUMMARY's, for passing and failing checks of every level."""
+    from pipelines import quality
+
+    batch = replace(orders(6), "note", [LEAKED_PHONE, None, None, None, None, None])
+    batch = replace(batch, "order_id", [1, 2, 2, 4, 5, 6])
+    batch = replace(batch, "currency", ["CNY", "XXX", "USD", "EUR", "CNY", "CNY"])
+
+    def outcomes() -> list[tuple[object, ...]]:
+        result = check_batch(batch, contracts["orders"], gate="curated", run_id="r6")
+        return [(c.name, c.success, c.unexpected_count, c.observed) for c in result.checks]
+
+    basic = outcomes()
+    assert {name for name, success, *_ in basic if not success} >= {
+        "orders.key.unique",
+        "orders.note.no_pii",
+        "orders.currency.allowed",
+    }
+    monkeypatch.setattr(
+        quality,
+        "_STORED_RESULT_FORMAT",
+        {"result_format": "SUMMARY", "partial_unexpected_count": 0},
+    )
+    assert outcomes() == basic
+
+
 def test_row_failures_block_only_when_asked(contracts: dict[str, EntityContract]) -> None:
     batch = replace(orders(3), "note", [LEAKED_PHONE, None, None])
     lenient = check_batch(batch, contracts["orders"], gate="clean", run_id="r4")
