@@ -210,24 +210,13 @@ class KafkaClient:
 
         prepare_gateway()
         from pyflink.java_gateway import get_gateway
+        from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-        self._gateway = get_gateway()
-        self._jar_urls = jar_urls(KAFKA_CLIENT_JARS)
+        add_jars_to_context_class_loader(jar_urls(KAFKA_CLIENT_JARS))
+        self._jvm = get_gateway().jvm
         self.bootstrap_servers = bootstrap_servers
         self._properties = {"bootstrap.servers": bootstrap_servers, **(properties or {})}
         self._producer: Any = None
-
-    @property
-    def _jvm(self) -> Any:
-        """The gateway's JVM, with the Kafka jars on the context class loader of the Java
-        thread that serves this Python thread's calls. py4j serves calls from a pool of
-        connections, each with its own Java thread, and other Python threads' calls (a stream
-        run's) can leave this one on a thread that never had the jars: so they are checked
-        each time (nothing to do once they are there)."""
-        from pyflink.util.java_utils import add_jars_to_context_class_loader
-
-        add_jars_to_context_class_loader(self._jar_urls)
-        return self._gateway.jvm
 
     def _props(self, extra: Mapping[str, str]) -> Any:
         props = self._jvm.java.util.Properties()

@@ -160,21 +160,3 @@ def test_sigkill_and_restart_keep_every_event_exactly_once(
     ingest = [s for c in checkpoints for s in c["stages"] if s["stage"] == "ingest"]
     assert sum(s["rows_in"] for s in ingest) == 600
     assert sum(s["quarantined"] for s in ingest) == 12
-
-
-def test_the_client_works_from_a_java_thread_that_never_had_the_kafka_jars(
-    kafka: KafkaInfo, kafka_client: KafkaClient
-) -> None:
-    """py4j serves a Python thread's calls from whichever pooled connection comes first, each
-    with its own Java thread: after a stream run's threads, that can be a thread whose class
-    loader never had the Kafka jars. Here the serving thread is put back to the JVM's own
-    class loader, as such a thread has."""
-    from pyflink.java_gateway import get_gateway
-
-    topic = "fresh-thread"
-    kafka_client.create_topic(topic, 1)
-    kafka_client.produce(topic, [b"{}", b"{}"])
-    jvm = get_gateway().jvm
-    jvm.Thread.currentThread().setContextClassLoader(jvm.ClassLoader.getSystemClassLoader())
-    assert kafka_client.end_offsets([topic]) == {(topic, 0): 2}
-    assert kafka_client.produce(topic, [b"{}"]) == 1
