@@ -482,11 +482,8 @@ class SparkBatchJob:
             # A small read's rows are held by the driver, and its chain runs here: a Spark job
             # through the Python workers costs more than the chain's work on a few thousand
             # rows. The tagged rows are held here too, for the writes.
-            from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-
-            output = chain.output_schema(to_arrow_schema(ingested.frame.schema))
             collected = chain.run(ingested.held_rows)
-            tagged = _local_frame(self.spark, collected, from_arrow_schema(output))
+            tagged = _local_frame(self.spark, collected, _tagged_schema(ingested.frame, chain))
         else:
             tagged = self._apply_chain(ingested.frame, chain).localCheckpoint(eager=True)
             if ingested.conforming <= _FEW_ROWS:
@@ -609,7 +606,9 @@ class SparkBatchJob:
                 self.run.run_id,
                 exclude=(REASON_COLUMN, RULE_COLUMN),
             )
-            return self._hold(lineage)[0] if held is not None else lineage.localCheckpoint(True)
+            if held is None:
+                return lineage.localCheckpoint(eager=True)
+            return self._hold(lineage)[0]
 
         contract = self.gate.contracts.get(entity)
         clean = self.table("clean", entity)
@@ -735,10 +734,7 @@ class SparkBatchJob:
         return data
 
     def _apply_chain(self, frame: DataFrame, chain: Chain) -> DataFrame:
-        from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-
-        output = chain.output_schema(to_arrow_schema(frame.schema))
-        return frame.mapInArrow(_tag_partitions(chain), from_arrow_schema(output))
+        return frame.mapInArrow(_tag_partitions(chain), _tagged_schema(frame, chain))
 
     # -- incremental state -------------------------------------------------------------------
 
@@ -1298,6 +1294,13 @@ def _collected_figures(
         newest = newest.filter(pc.equal(newest[key], pc.max(newest[key])))
     value, top_key = (newest[name][0].as_py() for name in _MARK_TEXT)
     return table.num_rows, Watermark(watermark, value, top_key), by_value
+
+
+def _tagged_schema(frame: DataFrame, chain: Chain) -> StructType:
+    """The schema of ``frame``'s rows tagged by ``chain``, in Spark's types."""
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    return from_arrow_schema(chain.output_schema(to_arrow_schema(frame.schema)))
 
 
 def _local_frame(spark: SparkSession, table: pa.Table, schema: StructType) -> DataFrame:
