@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import regex
 
-from cleaning_rules.actions import WORDISH, MapRule, NormalizeRule
+from cleaning_rules.actions import WORDISH, ExtractRule, MapRule, NormalizeRule
 from cleaning_rules.engine import RuleSet, available_packs, load_packs
 from cleaning_rules.forms import FORMS
 from cleaning_rules.pack import ANY_ENTITY
@@ -595,6 +595,8 @@ class NaiveStep:
     rewrite: Callable[[str], str] | None
     search: Callable[[str], object] | None
     verdict: str | None
+    # An extract rule: its search, the field it writes and the value's template.
+    extract: tuple[Callable[[str], re.Match[str] | None], str, str] | None = None
 
 
 def naive_plan(ruleset: RuleSet, entity: str) -> list[NaiveStep]:
@@ -612,7 +614,11 @@ def naive_plan(ruleset: RuleSet, entity: str) -> list[NaiveStep]:
             fields = tuple(f for f in pack_fields if spec.fields is None or f in spec.fields)
             if not fields:
                 continue
-            if spec.verdict is None:
+            if isinstance(spec, ExtractRule):
+                search = _re_compile(spec.pattern, spec.flags).search
+                extract = (search, spec.into, spec.value)
+                steps.append(NaiveStep(spec.id, fields, None, None, None, extract))
+            elif spec.verdict is None:
                 steps.append(NaiveStep(spec.id, fields, _naive_text(spec), None, None))
             else:
                 assert spec.pattern is not None
@@ -634,6 +640,10 @@ def naive_apply(plan: list[NaiveStep], record: Record) -> Outcome:
                 continue
             if step.rewrite is not None:
                 cleaned[field] = step.rewrite(value)
+            elif step.extract is not None:
+                search, into, template = step.extract
+                if (match := search(value)) is not None:
+                    cleaned[into] = match.expand(template)
             elif step.search is not None and step.search(value) is not None:
                 assert step.verdict is not None
                 return step.verdict, step.rule_id, dict(record)

@@ -24,6 +24,7 @@ from cleaning_rules.prefilter import (
 )
 from cleaning_rules.rules import (
     CompiledRule,
+    ExtractionRule,
     Replacement,
     Rewrite,
     RuleSpec,
@@ -81,7 +82,10 @@ def _checked_twin(
     for text in _samples(spec):
         try:
             if replacement is None:
-                same = (twin.search(text) is None) == (pattern.search(text) is None)
+                found, expected = twin.search(text), pattern.search(text)
+                same = (found is None) == (expected is None) and (
+                    found is None or found.span() == expected.span()  # type: ignore[union-attr]
+                )
             else:
                 same = twin.sub(replacement, text) == pattern.sub(replacement, text)
         except (re.error, regex.error, IndexError):
@@ -305,6 +309,54 @@ class NormalizeRule(RuleSpec):
         joined = _joined_rewrite(self, pattern, each_match, rewrite)
         return TextRule(
             self.id, _fields(self), rewrite, skip, trigger, form.introduces, joined, twin
+        )
+
+
+# A field an extract rule writes: a plain column name, not a lineage column (those start with _).
+INTO_FIELD = r"^[a-z][a-z0-9_]*$"
+
+
+@register_action
+class ExtractRule(RuleSpec):
+    """Copy the first match of ``pattern`` (through the ``value`` template) into the new field
+    ``into``; the text itself is left as it is."""
+
+    extracts = True
+
+    action: Literal["extract"]
+    pattern: str
+    into: str = Field(
+        pattern=INTO_FIELD,
+        description="The field the value is written to: a new column, which no pack cleans.",
+    )
+    value: str = Field(
+        default="\\g<0>",
+        description="Template of the value: \\g<0> (default) is the whole match, \\1 and "
+        "\\g<name> groups.",
+    )
+
+    @field_validator("value")
+    @classmethod
+    def _template_valid(cls, value: str, info: ValidationInfo) -> str:
+        if "pattern" in info.data and "flags" in info.data:
+            compiled = compile_pattern(info.data["pattern"], info.data["flags"])
+            try:
+                _probe_match(compiled).expand(value)
+            except (regex.error, IndexError) as exc:
+                raise ValueError(f"invalid value template: {exc}") from exc
+        return value
+
+    def build(self) -> CompiledRule:
+        pattern = compile_pattern(self.pattern, self.flags)
+        return ExtractionRule(
+            self.id,
+            _fields(self),
+            pattern,
+            self.into,
+            self.value,
+            pattern_prefilter(pattern),
+            pattern_trigger(pattern),
+            _checked_twin(self, pattern, None),
         )
 
 

@@ -33,7 +33,7 @@ from cleaning_rules.plan import (
     run_column_remembered,
     run_field_remembered,
 )
-from cleaning_rules.rules import CompiledRule, Verdict
+from cleaning_rules.rules import CompiledRule, ExtractionRule, Verdict
 from pipelines.errors import ConfigError
 
 DEFAULT_PACK_DIR = Path(__file__).resolve().parent / "packs"
@@ -56,7 +56,9 @@ class RecordResult(NamedTuple):
     rule dropped or quarantined the record it is a copy of the input as it came in (what a
     steward needs to see, and what a replay after fixing the rule starts from). ``rule_id``,
     ``reason`` and ``field`` say which rule decided, why and on which field. ``fired`` lists,
-    in order and once each, the rules that changed a value.
+    in order and once each, the rules that changed a value or extracted one. A kept record
+    also holds each value an extract rule found, under the rule's ``into`` field (the rule
+    that comes last in rule order wins when two write the same field).
 
     Immutable like a frozen dataclass, but built as a tuple: one is made per record, and a
     frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) costs more than
@@ -84,6 +86,10 @@ class RuleSet:
             )
         self.timeout = timeout
         _check_unique(self.packs)
+        for entity in dict.fromkeys(
+            selector.entity for pack in self.packs for selector in pack.spec.applies_to
+        ):
+            _check_extract_targets(self.packs, entity)
         self.version = rules_version(self.packs)
         self._plans: dict[str, Plan] = {}
         self._fields: dict[str, frozenset[str]] = {}
@@ -93,6 +99,26 @@ class RuleSet:
     def pack_names(self) -> list[str]:
         """Names of the packs, in the order they are applied."""
         return [pack.name for pack in self.packs]
+
+    def extracted_fields(self, entity: str | None = None) -> tuple[str, ...]:
+        """The fields extract rules write for ``entity`` (None: for any entity), in rule
+        order, once each: the columns a cleaning stage adds (null where nothing was found)."""
+        names: list[str] = []
+        for pack in self.packs:
+            pack_fields = {
+                field
+                for selector in pack.spec.applies_to
+                if entity is None or selector.matches(entity)
+                for field in selector.fields
+            }
+            names.extend(
+                rule.into
+                for rule in pack.compiled
+                if isinstance(rule, ExtractionRule)
+                and pack_fields
+                and (rule.fields is None or rule.fields & pack_fields)
+            )
+        return tuple(dict.fromkeys(names))
 
     def fields_for(self, entity: str) -> set[str]:
         """The fields of ``entity`` that some pack names (the only fields ``apply`` can change)."""
@@ -185,6 +211,7 @@ class RuleSet:
                 for slot, field in enumerate(fields):
                     per_field[field].append((index, slot, rule))
                 index += 1
+        _check_extract_targets(self.packs, entity)
         self._fields[entity] = frozenset(per_field)
         self._rules[entity] = {
             field: tuple(rule for _, _, rule in rules) for field, rules in per_field.items()
@@ -216,6 +243,8 @@ def _combine(
         if outcome.decision is None:
             cleaned = dict(record)
             cleaned[field] = outcome.value
+            for _, _, into, value in outcome.extracted:
+                cleaned[into] = value
             return RecordResult(cleaned, "keep", None, None, outcome.fired, None)
     decided: Decision | None = None
     decided_field = ""
@@ -227,6 +256,9 @@ def _combine(
         cleaned = dict(record)
         for field, outcome in hits:
             cleaned[field] = outcome.value
+        extracted = sorted(found for _, outcome in hits for found in outcome.extracted)
+        for _, _, into, value in extracted:  # in rule order: the last rule wins
+            cleaned[into] = value
         return RecordResult(cleaned, "keep", None, None, _fired(hits, None), None)
     index, slot, verdict, rule_id, reason = decided
     fired = _fired(hits, (index, slot))
@@ -285,6 +317,28 @@ def load_packs(
             )
         packs.append(load_pack_file(path))
     return RuleSet(packs, timeout=timeout)
+
+
+def _check_extract_targets(packs: tuple[LoadedPack, ...], entity: str) -> None:
+    """An extract rule must write a field of its own: not one a pack cleans for ``entity``
+    (whose value would then depend on where the rule sits in rule order)."""
+    cleaned = {
+        field
+        for pack in packs
+        for selector in pack.spec.applies_to
+        if selector.matches(entity)
+        for field in selector.fields
+    }
+    for pack in packs:
+        if not any(selector.matches(entity) for selector in pack.spec.applies_to):
+            continue
+        for index, rule in enumerate(pack.compiled):
+            if isinstance(rule, ExtractionRule) and rule.into in cleaned:
+                raise RulePackError(
+                    f"{pack.path}:{pack.line_of('rules', index, 'into')}: rule {rule.rule_id!r} "
+                    f"extracts into {rule.into!r}, a field that packs clean for entity "
+                    f"{entity!r}; write it to a field of its own"
+                )
 
 
 def _check_unique(packs: tuple[LoadedPack, ...]) -> None:

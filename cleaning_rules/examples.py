@@ -14,7 +14,9 @@ from pathlib import Path
 
 from cleaning_rules.engine import DEFAULT_TIMEOUT_S, available_packs, load_packs
 from cleaning_rules.pack import LoadedPack
-from cleaning_rules.rules import CompiledRule, ExampleSpec, TextRule, Verdict
+from cleaning_rules.rules import CompiledRule, ExampleSpec, ExtractionRule, TextRule, Verdict
+
+NOTHING = "<nothing>"  # what an extract example expects, or a rule gives, when nothing is found
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,11 @@ def _check_example(
             if again != actual:
                 return "changes its own output again", actual, again
             return None
+        if isinstance(rule, ExtractionRule):
+            found = rule.extract(example.text, timeout)
+            if found != example.extracted:
+                return "wrong value extracted", _extracted(example.extracted), _extracted(found)
+            return None
         verdict: Verdict = rule.verdict if rule.matches(example.text, timeout) else "keep"
     except TimeoutError:
         return f"timed out after {timeout}s", _expected(rule, example), "timeout"
@@ -95,4 +102,10 @@ def _check_example(
 
 
 def _expected(rule: CompiledRule, example: ExampleSpec) -> str:
+    if isinstance(rule, ExtractionRule):
+        return _extracted(example.extracted)
     return example.expected_text if isinstance(rule, TextRule) else example.expected_verdict
+
+
+def _extracted(value: str | None) -> str:
+    return NOTHING if value is None else value

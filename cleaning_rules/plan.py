@@ -21,13 +21,29 @@ from typing import NamedTuple
 
 from cleaning_rules.joined import search_each, sub_each
 from cleaning_rules.prefilter import CannotMatch, Trigger, fold_preimage
-from cleaning_rules.rules import CompiledRule, Rewrite, TextRule, Verdict, VerdictRule
+from cleaning_rules.rules import (
+    CompiledRule,
+    ExtractionRule,
+    Rewrite,
+    TextRule,
+    Verdict,
+    VerdictRule,
+)
 
 # (index, slot, rule id, exact prefilter, rewrite of a text rule, verdict rule, the rule, the
-# gate bits its introduced characters wake or None): a tuple, so the hot loop unpacks it into
-# locals instead of looking up attributes.
+# gate bits its introduced characters wake or None, extraction rule): a tuple, so the hot loop
+# unpacks it into locals instead of looking up attributes. Exactly one of the rewrite, the
+# verdict rule and the extraction rule is set.
 Step = tuple[
-    int, int, str, CannotMatch | None, Rewrite | None, VerdictRule | None, CompiledRule, int | None
+    int,
+    int,
+    str,
+    CannotMatch | None,
+    Rewrite | None,
+    VerdictRule | None,
+    CompiledRule,
+    int | None,
+    ExtractionRule | None,
 ]
 Gate = Callable[[str], int]
 
@@ -53,9 +69,13 @@ def compile_field_plan(field: str, rules: Sequence[tuple[int, int, CompiledRule]
             # A rewrite's output holds characters of its input and those it introduces, so the
             # rules it can wake are those the gate finds in the introduced characters.
             wakes = None if rule.introduces is None else gate("".join(sorted(rule.introduces)))
-            steps.append((index, slot, rule.rule_id, rule.skip, rule.rewrite, None, rule, wakes))
+            steps.append(
+                (index, slot, rule.rule_id, rule.skip, rule.rewrite, None, rule, wakes, None)
+            )
+        elif isinstance(rule, VerdictRule):
+            steps.append((index, slot, rule.rule_id, rule.skip, None, rule, rule, None, None))
         else:
-            steps.append((index, slot, rule.rule_id, rule.skip, None, rule, rule, None))
+            steps.append((index, slot, rule.rule_id, rule.skip, None, None, rule, None, rule))
     return FieldPlan(field, tuple(steps), gate, {})
 
 
@@ -94,13 +114,16 @@ TIMEOUT_REASON = "timeout"
 
 # Where a rule decided on one value: (index, slot, verdict, rule id, reason).
 Decision = tuple[int, int, Verdict, str, str]
-Change = tuple[int, int, str]  # (index, slot, rule id) of a rule that changed the value
+# (index, slot, rule id) of a rule that changed the value or extracted a value from it.
+Change = tuple[int, int, str]
+# (index, slot, field written, value) of an extract rule that found a value.
+Extracted = tuple[int, int, str, str]
 
 
 class FieldOutcome(NamedTuple):
-    """One value through one field's plan: the cleaned text, the rules that changed it (as
-    changes, and as rule ids in order, once each), and the first rule that dropped or
-    quarantined it (None: kept).
+    """One value through one field's plan: the cleaned text, the rules that changed it or
+    extracted from it (as changes, and as rule ids in order, once each), the first rule that
+    dropped or quarantined it (None: kept), and the values extracted, in rule order.
 
     ``fired`` is stored, not derived on demand: a batch shares one outcome among every record
     that holds the value, and each of their results needs it.
@@ -110,12 +133,19 @@ class FieldOutcome(NamedTuple):
     changes: tuple[Change, ...]
     decision: Decision | None
     fired: tuple[str, ...]
+    extracted: tuple[Extracted, ...] = ()
 
     @classmethod
-    def of(cls, value: str, changes: list[Change], decision: Decision | None) -> FieldOutcome:
-        """The outcome, with ``changes`` (in rule order) frozen."""
+    def of(
+        cls,
+        value: str,
+        changes: list[Change],
+        decision: Decision | None,
+        extracted: list[Extracted] | None = None,
+    ) -> FieldOutcome:
+        """The outcome, with ``changes`` and ``extracted`` (in rule order) frozen."""
         fired = tuple(dict.fromkeys(rule_id for _, _, rule_id in changes))
-        return cls(value, tuple(changes), decision, fired)
+        return cls(value, tuple(changes), decision, fired, tuple(extracted or ()))
 
 
 def run_field(
@@ -130,11 +160,14 @@ def run_field(
     """
     steps, gate = plan.steps, plan.gate
     changes: list[Change] = []
+    extracted: list[Extracted] = []
     mask = gate(value)
     while mask:
         low = mask & -mask
         mask ^= low
-        index, slot, rule_id, skip, rewrite, judge, _, wakes = steps[low.bit_length() - 1]
+        index, slot, rule_id, skip, rewrite, judge, _, wakes, extractor = steps[
+            low.bit_length() - 1
+        ]
         if before is not None and (index, slot) > before:
             break
         if skip is not None and skip(value):
@@ -148,13 +181,17 @@ def run_field(
                     # Later rules that the new text may need: those it already had, and
                     # those its new characters wake (all of them read again when unknown).
                     mask = (gate(new) if wakes is None else mask | wakes) & -(low << 1)
-            elif judge is not None and judge.found(value, timeout):
-                decision = (index, slot, judge.verdict, rule_id, judge.reason)
-                return FieldOutcome.of(value, changes, decision)
+            elif judge is not None:
+                if judge.found(value, timeout):
+                    decision = (index, slot, judge.verdict, rule_id, judge.reason)
+                    return FieldOutcome.of(value, changes, decision, extracted)
+            elif extractor is not None and (found := extractor.found(value, timeout)) is not None:
+                extracted.append((index, slot, extractor.into, found))
+                changes.append((index, slot, rule_id))
         except TimeoutError:
             decision = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
-            return FieldOutcome.of(value, changes, decision)
-    return FieldOutcome.of(value, changes, None) if changes else None
+            return FieldOutcome.of(value, changes, decision, extracted)
+    return FieldOutcome.of(value, changes, None, extracted) if changes else None
 
 
 # Short values repeat from record to record and from batch to batch (drug names, units,
@@ -235,10 +272,11 @@ def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> dict[i
     masks = [gate(value) for value in current]
     changes: dict[int, list[Change]] = {}
     decisions: dict[int, Decision] = {}
+    extracted: dict[int, list[Extracted]] = {}
     waiting: list[list[int]] = [[] for _ in steps]  # per step, the rows that may need it
     for row, mask in enumerate(masks):
         _enqueue(waiting, row, mask)
-    for position, (index, slot, rule_id, skip, _, _, rule, wakes) in enumerate(steps):
+    for position, (index, slot, rule_id, skip, _, _, rule, wakes, _) in enumerate(steps):
         bit = 1 << position
         rows = [
             row
@@ -262,15 +300,27 @@ def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> dict[i
                     later = (gate(new) if wakes is None else masks[row] | wakes) & -(bit << 1)
                     _enqueue(waiting, row, later & ~masks[row])
                     masks[row] = later
-        else:
+        elif isinstance(rule, VerdictRule):
             found = _search_all(rule, texts, timeout)
             for row, hit in zip(rows, found, strict=True):
                 if hit is None:
                     decisions[row] = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
                 elif hit:
                     decisions[row] = (index, slot, rule.verdict, rule_id, rule.reason)
+        else:
+            for row, text in zip(rows, texts, strict=True):
+                try:
+                    value = rule.found(text, timeout)
+                except TimeoutError:
+                    decisions[row] = (index, slot, "quarantine", rule_id, TIMEOUT_REASON)
+                    continue
+                if value is not None:
+                    extracted.setdefault(row, []).append((index, slot, rule.into, value))
+                    changes.setdefault(row, []).append((index, slot, rule_id))
     return {
-        row: FieldOutcome.of(current[row], changes.get(row, []), decisions.get(row))
+        row: FieldOutcome.of(
+            current[row], changes.get(row, []), decisions.get(row), extracted.get(row)
+        )
         for row in sorted(changes.keys() | decisions.keys())
     }
 

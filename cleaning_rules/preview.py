@@ -112,10 +112,11 @@ class Preview:
                     )
                 )
             return
+        # Cleaned fields that changed, and fields an extract rule wrote (absent before).
         changes = tuple(
-            FieldChange(name, str(record[name]), str(value))
+            FieldChange(name, "" if before is None else str(before), str(value))
             for name, value in result.record.items()
-            if name in record and value != record[name]
+            if value != (before := record.get(name))
         )
         if not changes:
             return

@@ -56,7 +56,8 @@ class StrictModel(BaseModel):
 
 
 class ExampleSpec(StrictModel):
-    """A golden example: ``in`` and the expected ``out`` (omitted: unchanged) or ``verdict``."""
+    """A golden example: ``in`` and the expected ``out`` (omitted: unchanged), ``verdict`` or
+    ``extracted``, by the rule's action."""
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -67,6 +68,11 @@ class ExampleSpec(StrictModel):
     verdict: Verdict | None = Field(
         default=None,
         description="For drop_record and quarantine rules: the verdict on `in` (default keep).",
+    )
+    extracted: str | None = Field(
+        default=None,
+        description="For extract rules: the value written into the rule's `into` field; "
+        "omitted: nothing is found in `in`.",
     )
 
     @property
@@ -88,6 +94,7 @@ class RuleSpec(StrictModel):
     """
 
     verdict: ClassVar[Verdict | None] = None  # None: the action transforms text
+    extracts: ClassVar[bool] = False  # True: the action copies a value into a field
 
     id: str = Field(pattern=RULE_ID, description="Unique id, starting with the pack's name.")
     description: str = Field(
@@ -120,6 +127,12 @@ class RuleSpec(StrictModel):
     @classmethod
     def _examples_fit_action(cls, value: list[ExampleSpec]) -> list[ExampleSpec]:
         for index, example in enumerate(value):
+            if example.extracted is not None and not cls.extracts:
+                raise ValueError(f"[{index}]: only an extract rule takes 'extracted'")
+            if cls.extracts and example.out is not None:
+                raise ValueError(
+                    f"[{index}]: an extract rule does not change text; use 'extracted'"
+                )
             if cls.verdict is None and example.expected_verdict != "keep":
                 raise ValueError(
                     f"[{index}]: a text rule cannot give verdict {example.verdict!r}; use 'out'"
@@ -232,4 +245,38 @@ class VerdictRule:
         return self.pattern.search(text, None, None, None, False, timeout) is not None
 
 
-CompiledRule = TextRule | VerdictRule
+@dataclass(frozen=True, slots=True, eq=False)
+class ExtractionRule:
+    """A compiled rule that copies a value out of a field into the field ``into``: the first
+    match of ``pattern``, expanded through ``template``. The text is left as it is."""
+
+    rule_id: str
+    fields: frozenset[str] | None
+    pattern: regex.Pattern[str]
+    into: str
+    template: str
+    skip: Callable[[str], bool] | None = None  # True only when the pattern cannot match
+    trigger: Trigger | None = None  # characters one of which every match holds
+    twin: re.Pattern[str] | None = None  # the pattern in re, for short texts (stdlib_re.py)
+
+    verdict: ClassVar[None] = None
+    reason: ClassVar[None] = None
+
+    def extract(self, text: str, timeout: float | None) -> str | None:
+        """The value found in ``text`` (None: no match); TimeoutError past ``timeout`` s."""
+        if self.skip is not None and self.skip(text):
+            return None
+        return self.found(text, timeout)
+
+    def found(self, text: str, timeout: float | None) -> str | None:
+        """:meth:`extract` without the prefilter."""
+        twin = self.twin
+        if twin is not None and twin_reads(text):
+            match: re.Match[str] | regex.Match[str] | None = twin.search(text)
+        else:
+            # Positional (string, pos, endpos, concurrent, partial, timeout): see substitution.
+            match = self.pattern.search(text, None, None, None, False, timeout)
+        return None if match is None else match.expand(self.template)
+
+
+CompiledRule = TextRule | VerdictRule | ExtractionRule

@@ -5,6 +5,11 @@ Python operators. Only the columns the packs name for the batch's entity are con
 Python values; every other column passes through as Arrow. The rows of a batch go through the
 rule set together (:meth:`RuleSet.apply_batch`): each distinct value of a column is cleaned
 once, and each rule runs over many values per regex call.
+
+Extract rules write columns of their own: the stage adds each field an extract rule writes (a
+string, null where nothing was found): those of its entity when it is built for one, else
+those of every entity, so that the entities of one batch share a schema. A field the input
+already has keeps its value where nothing was found.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cleaning_rules.engine import RuleSet
+from cleaning_rules.errors import STAGE
 from pipelines.chain import StageResult, per_entity, rejected_table
+from pipelines.errors import ConfigError
 
 RULES_VERSION_FIELD = pa.field("_rules_version", pa.string())
 
@@ -24,19 +31,39 @@ class CleaningStage:
     """Applies the rule packs to each row's fields; drops and quarantines as rules say."""
 
     name = "cleaning"
-    added_fields: Sequence[pa.Field] = (RULES_VERSION_FIELD,)
 
-    def __init__(self, ruleset: RuleSet):
+    def __init__(self, ruleset: RuleSet, entity: str | None = None):
         self.ruleset = ruleset
+        # The columns extract rules add: those of ``entity`` when the stage serves one entity's
+        # chain, else those of every entity.
+        self.extracted = ruleset.extracted_fields(entity)
+        self.added_fields: Sequence[pa.Field] = (
+            RULES_VERSION_FIELD,
+            *(pa.field(name, pa.string()) for name in self.extracted),
+        )
 
     def process(self, batch: pa.Table) -> StageResult:
+        self._check_extracted_columns(batch.schema)
         if batch.num_rows == 0:
             empty = rejected_table(batch, [], [])
-            return StageResult(self._with_version(batch), empty, empty)
+            return StageResult(self._with_added(batch, {}), empty, empty)
         return per_entity(batch, self._process_entity)
+
+    def _check_extracted_columns(self, schema: pa.Schema) -> None:
+        for name in self.extracted:
+            if name in schema.names and not pa.types.is_string(schema.field(name).type):
+                raise ConfigError(
+                    f"an extract rule writes text into {name!r}, but the input's column "
+                    f"{name!r} is {schema.field(name).type}; rename the rule's 'into'",
+                    stage=STAGE,
+                )
 
     def _process_entity(self, batch: pa.Table, entity: str) -> StageResult:
         fields = [f for f in batch.column_names if f in self.ruleset.fields_for(entity)]
+        extracted: dict[str, list[object]] = {
+            name: batch[name].to_pylist() if name in batch.column_names else [None] * len(batch)
+            for name in self.extracted
+        }
         columns = {f: batch[f].to_pylist() for f in fields}
         records: list[dict[str, object]] = [{} for _ in range(batch.num_rows)]
         for f in fields:
@@ -50,17 +77,34 @@ class CleaningStage:
             rule_ids.append(result.rule_id or "")
             reasons.append(self._reason(result.reason, result.field))
             if result.verdict == "keep":
+                record = result.record
                 for f in fields:
-                    columns[f][i] = result.record[f]
+                    columns[f][i] = record[f]
+                if len(record) > len(fields):  # an extract rule found a value
+                    for name, values in extracted.items():
+                        if name in record:
+                            values[i] = record[name]
         cleaned = batch
         for f in fields:
             position = cleaned.schema.get_field_index(f)
             cleaned = cleaned.set_column(
                 position, cleaned.schema.field(position), pa.array(columns[f], batch[f].type)
             )
+        for name, values in extracted.items():
+            if name in cleaned.column_names:
+                position = cleaned.schema.get_field_index(name)
+                cleaned = cleaned.set_column(
+                    position, cleaned.schema.field(position), pa.array(values, pa.string())
+                )
         outcome = pa.array(verdicts, pa.string())
+        keep = pc.equal(outcome, "keep")
+        added = {
+            name: pa.array(values, pa.string()).filter(keep)
+            for name, values in extracted.items()
+            if name not in batch.column_names
+        }
         return StageResult(
-            self._with_version(cleaned.filter(pc.equal(outcome, "keep"))),
+            self._with_added(cleaned.filter(keep), added),
             self._rejected(batch, outcome, "quarantine", rule_ids, reasons),
             self._rejected(batch, outcome, "drop", rule_ids, reasons),
         )
@@ -82,7 +126,17 @@ class CleaningStage:
             batch.filter(mask), [rule_ids[i] for i in picked], [reasons[i] for i in picked]
         )
 
-    def _with_version(self, rows: pa.Table) -> pa.Table:
-        return rows.append_column(
+    def _with_added(self, rows: pa.Table, extracted: dict[str, pa.Array]) -> pa.Table:
+        """``rows`` with the columns the stage adds: the rules version, then each extracted
+        field the input lacks (``extracted``: its values; absent: nulls)."""
+        rows = rows.append_column(
             RULES_VERSION_FIELD, pa.array([self.ruleset.version] * rows.num_rows, pa.string())
         )
+        for name in self.extracted:
+            if name not in rows.column_names:
+                values = extracted.get(name)
+                rows = rows.append_column(
+                    pa.field(name, pa.string()),
+                    pa.nulls(rows.num_rows, pa.string()) if values is None else values,
+                )
+        return rows

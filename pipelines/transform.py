@@ -19,7 +19,8 @@ def build_chain(config: PipelineConfig, entity: str) -> Chain:
 
     stages: list[Stage] = [
         CleaningStage(
-            load_packs(config.transform.rule_packs, timeout=config.transform.rule_timeout_s)
+            load_packs(config.transform.rule_packs, timeout=config.transform.rule_timeout_s),
+            entity,
         )
     ]
     policy_path = config.privacy.policy_for(entity) if config.privacy else None

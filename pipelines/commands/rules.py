@@ -118,7 +118,8 @@ def apply_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Clean one value (or each stdin line) as a run would; print it and the rules that fired."""
+    """Clean one value (or each stdin line) as a run would; print it, the rules that fired
+    and the values extract rules found."""
     from cleaning_rules.engine import load_packs
 
     ruleset = load_packs(pack, packs_dir)
@@ -132,6 +133,10 @@ def apply_command(
     for value in values:
         result = ruleset.apply(entity, {field: value})
         cleaned = result.record.get(field)
+        written = result.record
+        extracted = {
+            name: written[name] for name in ruleset.extracted_fields(entity) if name in written
+        }
         if as_json:
             row = {
                 "in": value,
@@ -140,6 +145,7 @@ def apply_command(
                 "rule_id": result.rule_id,
                 "reason": result.reason,
                 "fired": list(result.fired),
+                "extracted": extracted,
             }
             sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
             continue
@@ -149,6 +155,8 @@ def apply_command(
                 f"  {result.verdict} by {result.rule_id}: {result.reason}",
             )
         _say(f"  fired: {', '.join(result.fired) or 'none'}")
+        for name, found in extracted.items():
+            _say(f"  extracted {name}: {_visible(str(found))}")
 
 
 @rules_app.command("lint")

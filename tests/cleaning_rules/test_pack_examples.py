@@ -7,7 +7,7 @@ import pytest
 from cleaning_rules.engine import available_packs, load_packs
 from cleaning_rules.examples import check_packs, check_rule
 from cleaning_rules.pack import LoadedPack
-from cleaning_rules.rules import VerdictRule
+from cleaning_rules.rules import ExtractionRule, VerdictRule
 
 SHIPPED = load_packs(available_packs())
 RULES = [
@@ -27,7 +27,9 @@ def test_rule_examples(pack: LoadedPack, index: int) -> None:
 def test_rule_has_negative_example(pack: LoadedPack, index: int) -> None:
     # A rule without an example it must leave alone has never been shown not to over-match.
     examples = pack.spec.rules[index].examples
-    assert any(e.out is None and e.expected_verdict == "keep" for e in examples)
+    assert any(
+        e.out is None and e.expected_verdict == "keep" and e.extracted is None for e in examples
+    )
 
 
 # Every example text of every rule, and all of them joined: a prefilter is checked against
@@ -48,7 +50,7 @@ def test_prefilter_never_skips_a_match(pack: LoadedPack, index: int) -> None:
     for text in ALL_TEXTS:
         if rule.skip is None or not rule.skip(text):
             continue
-        if isinstance(rule, VerdictRule):
+        if isinstance(rule, VerdictRule | ExtractionRule):
             assert rule.pattern.search(text) is None, text
         else:
             assert rule.rewrite(text, None) == text, text
@@ -66,7 +68,7 @@ def test_trigger_and_introduced_characters_hold(pack: LoadedPack, index: int) ->
     # by the characters a rule introduces: both must hold on every text.
     rule = pack.compiled[index]
     for text in ALL_TEXTS:
-        if isinstance(rule, VerdictRule):
+        if isinstance(rule, VerdictRule | ExtractionRule):
             if rule.trigger is not None and rule.trigger.absent(text):
                 assert rule.pattern.search(text) is None, text
             continue

@@ -13,7 +13,14 @@ import regex
 
 from cleaning_rules.actions import MapRule, table_pattern
 from cleaning_rules.engine import available_packs, load_packs
-from cleaning_rules.rules import RuleSpec, TextRule, VerdictRule, flag_bits
+from cleaning_rules.rules import (
+    CompiledRule,
+    ExtractionRule,
+    RuleSpec,
+    TextRule,
+    VerdictRule,
+    flag_bits,
+)
 from cleaning_rules.stdlib_re import TWIN_LENGTH, stdlib_twin, twin_reads
 from tests.cleaning_rules.conftest import OVERLAPPING, WritePack
 
@@ -163,22 +170,17 @@ def _within_bmp(text: str) -> bool:
     return all(char <= "\uffff" for char in text)
 
 
-def _through_twin(rule: TextRule | VerdictRule, text: str) -> object:
+def _through_twin(rule: CompiledRule, text: str) -> object:
     assert rule.twin is not None
-    if isinstance(rule, VerdictRule):
-        return [m.span() for m in rule.twin.finditer(text)]
     return [(m.span(), m.groups()) for m in rule.twin.finditer(text)]
 
 
-def _through_regex(rule: TextRule | VerdictRule, text: str) -> object:
-    pattern = _regex_of(rule)
-    if isinstance(rule, VerdictRule):
-        return [m.span() for m in pattern.finditer(text)]
-    return [(m.span(), m.groups()) for m in pattern.finditer(text)]
+def _through_regex(rule: CompiledRule, text: str) -> object:
+    return [(m.span(), m.groups()) for m in _regex_of(rule).finditer(text)]
 
 
-def _regex_of(rule: TextRule | VerdictRule) -> regex.Pattern[str]:
-    if isinstance(rule, VerdictRule):
+def _regex_of(rule: CompiledRule) -> regex.Pattern[str]:
+    if isinstance(rule, VerdictRule | ExtractionRule):
         return rule.pattern
     assert rule.twin is not None
     spec = next(s for p in SHIPPED.packs for s in p.spec.rules if s.id == rule.rule_id)
