@@ -42,7 +42,8 @@ from .conftest import log_chain_factory
 pytestmark = pytest.mark.flink
 
 APP_LOG = [
-    "2024-03-05 10:00:00,123 INFO [main] com.acme.App - started",
+    "2024-03-05 10:00:00,123 INFO [main] com.acme.App - started"
+    " trace_id=4bf92f3577b34da6a3ce929d0e0e4736",
     "2024-03-05 10:00:01,000 ERROR [worker-1] com.acme.Job - failed",
     "java.lang.IllegalStateException: boom",
     "\tat com.acme.Job.run(Job.java:42)",
@@ -70,6 +71,7 @@ COMPARED = [
     "origin",
     "_content_hash",
     "_rules_version",
+    "trace_id",  # written by an extract rule of the logs pack
 ]
 
 
@@ -227,6 +229,9 @@ def test_clean_rows_equal_the_chain_in_plain_python(runs: LandingRuns) -> None:
     messages = [r["message"] for r in clean_rows(runs.lake, "app_logs")]
     assert "red done" in messages and "OK" in messages  # the logs pack ran
     assert any("Job.java:42" in str(m) for m in messages)  # the stack trace stayed with its event
+    trace_ids = [r["trace_id"] for r in clean_rows(runs.lake, "app_logs")]
+    assert trace_ids.count("4bf92f3577b34da6a3ce929d0e0e4736") == 1
+    assert trace_ids.count(None) == len(trace_ids) - 1
 
 
 def test_malformed_events_are_quarantined_with_file_and_offset(runs: LandingRuns) -> None:
