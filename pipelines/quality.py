@@ -245,6 +245,9 @@ class QualityResult:
     rows_block: bool = False  # row-level failures block too (a gate after the row stage)
     checked_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     data_docs: str | None = None
+    # The gate whose outcomes on the same rows this one took instead of validating them again
+    # (None: it ran its own validation; see check_batch's ``outcomes_of``).
+    outcomes_from: str | None = None
 
     def blocks(self, check: CheckOutcome) -> bool:
         return not check.success and (check.level == "batch" or self.rows_block)
@@ -620,6 +623,7 @@ def check_batch(
     rows_block: bool = False,
     quality_root: Path | None = None,
     zone: ZoneStats | None = None,
+    outcomes_of: QualityResult | None = None,
 ) -> QualityResult:
     """Run every check of ``contract`` on a whole batch (Arrow table, pandas or Spark frame).
 
@@ -628,6 +632,12 @@ def check_batch(
     slipped past). With ``quality_root`` GX stores the validation result for Data Docs.
     With ``zone``, ``data`` is only the changed rows of a table: the key and row-count checks
     are judged on the whole table's ``zone`` figures, every other check on ``data``.
+
+    ``outcomes_of`` is the result of an earlier gate of the same run over the very same rows
+    with the same contract, judged on the rows alone (no ``zone``, no row count): its
+    outcomes are the ones a validation of ``data`` would give, so they are taken instead of
+    validating again (the batch job's curated gate after its clean gate). GX then stores no
+    validation result for this gate: its Data Docs page for the run is the earlier gate's.
     Returns the result; ``raise_if_failed`` turns a failure into ``QualityGateFailed``.
     """
     config = config or QualityConfig()
@@ -646,13 +656,19 @@ def check_batch(
     outcomes: list[CheckOutcome] = []
     # Changed rows of a table that did not change: only the whole-table checks apply (a
     # proportion over no rows means nothing).
-    if zone is None or _row_count(data, engine):
-        runtime = gx_runtime(quality_root)
+    judged = zone is None or _row_count(data, engine) > 0
+    if judged and outcomes_of is not None:
+        outcomes = _taken_outcomes(outcomes_of, contract, checks)
+    elif judged:
         name = f"{contract.entity}.{gate}"
-        suite = runtime.suite(name, checks)
+        runtime = gx_runtime(quality_root)
         frame = to_pandas(data) if engine == "arrow" else data
         result = runtime.validate_batch(
-            frame, "spark" if engine == "spark" else "pandas", name, suite, run_id
+            frame,
+            "spark" if engine == "spark" else "pandas",
+            name,
+            runtime.suite(name, checks),
+            run_id,
         )
         outcomes = _outcomes(result, {c.name: c for c in checks})
     if zone is not None:
@@ -665,7 +681,28 @@ def check_batch(
         checks=(schema, *outcomes),
         previous_rows=previous_rows,
         rows_block=rows_block,
+        outcomes_from=None if outcomes_of is None else outcomes_of.gate,
     )
+
+
+def _taken_outcomes(
+    earlier: QualityResult, contract: EntityContract, checks: Sequence[CheckSpec]
+) -> list[CheckOutcome]:
+    """The validation outcomes of ``earlier`` (see ``check_batch``'s ``outcomes_of``), after
+    checking that it ran the checks ``checks`` name, judged on its rows alone."""
+    taken = [c for c in earlier.checks if c.expectation != SCHEMA_CHECK]
+    validated = {c.name for c in checks if c.expectation != SCHEMA_CHECK}
+    if (
+        earlier.entity != contract.entity
+        or earlier.previous_rows is not None
+        or {c.name for c in taken} != validated
+        or len(taken) != len(validated)
+    ):
+        raise ValueError(
+            f"{contract.entity}: gate {earlier.gate!r} did not run these checks on its rows "
+            "alone; its outcomes cannot stand for another gate's"
+        )
+    return taken
 
 
 def _zone_outcomes(
@@ -808,6 +845,7 @@ class QualityGate:
         rows_block: bool = False,
         whole_zone: bool = True,
         zone: ZoneStats | None = None,
+        outcomes_of: QualityResult | None = None,
     ) -> QualityResult | None:
         """Check one entity's batch, store the summary; None when the entity has no contract
         (and contracts are not required).
@@ -815,7 +853,8 @@ class QualityGate:
         ``whole_zone`` says ``data`` is the entity's whole table, so its row count is compared
         with the previous passed run's; an incremental batch (only the changed rows) is not.
         ``zone`` says ``data`` holds a table's changed rows and gives the whole table's
-        figures (``check_batch``); the row count is then compared too.
+        figures (``check_batch``); the row count is then compared too. ``outcomes_of``: an
+        earlier gate's result over the same rows, whose outcomes are taken (``check_batch``).
         """
         contract = self.contracts.get(entity)
         if contract is None:
@@ -836,6 +875,7 @@ class QualityGate:
             rows_block=rows_block,
             quality_root=self.reports.root if self.config.data_docs else None,
             zone=zone,
+            outcomes_of=outcomes_of,
         )
         if self.config.data_docs:
             result = _with_docs(result, self.reports.data_docs_index)

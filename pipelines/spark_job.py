@@ -57,7 +57,7 @@ from pipelines.errors import (
 )
 from pipelines.lake import LINEAGE_COLUMNS, Lake, raw_table_name
 from pipelines.ledger import RunRecord, StageCounts
-from pipelines.quality import QualityGate, ZoneStats, raise_if_failed
+from pipelines.quality import QualityGate, QualityResult, ZoneStats, raise_if_failed
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -219,11 +219,21 @@ class EntityRead:
 
 
 @dataclass(frozen=True)
+class Gated:
+    """The rows a gate checked, as it collected them, and its result."""
+
+    rows: pa.Table
+    result: QualityResult
+
+
+@dataclass(frozen=True)
 class CleanChanges:
     """What one run merged into ``clean.<entity>``: the changed rows and the deleted keys
     (``_delete`` true, other columns null), how many there are (None: not counted) and
     whether their keys are distinct, the changed rows as the clean gate collected them when
-    they are all it checked (None otherwise), and clean's snapshot before and after."""
+    they are all it checked (None otherwise), and clean's snapshot before and after.
+    ``gate`` is the clean gate's result when the changed rows are exactly the rows it
+    checked (``checked`` then holds them; None otherwise: a soft delete took some away)."""
 
     rows: DataFrame
     size: int | None
@@ -232,6 +242,7 @@ class CleanChanges:
     deleted: int
     before: int | None
     after: int | None
+    gate: QualityResult | None = None
 
 
 @dataclass(frozen=True)
@@ -536,15 +547,15 @@ class SparkBatchJob:
             )
             self._merge_quarantine(rejected, stage, done.frame.columns)
         kept = tagged.where(F.col("_outcome") == "keep").drop(*_OUTCOME_COLUMNS)
-        checked = None
+        gated = None
         if report.kept:
             collected = None
             if done.collected is not None:
                 keep = pc.equal(done.collected["_outcome"], "keep")
                 collected = done.collected.filter(keep).drop_columns(_OUTCOME_COLUMNS)
-            checked = self._check(kept, read.entity, "clean", whole_zone=False, collected=collected)
+            gated = self._check(kept, read.entity, "clean", whole_zone=False, collected=collected)
         window = self._window(done)
-        clean_changes = self._merge_clean(done, kept, window, checked)
+        clean_changes = self._merge_clean(done, kept, window, gated)
         report.deleted = clean_changes.deleted
         raw = self._raw_name(read.source, read.entity)
         state = dict(report.watermark)
@@ -705,7 +716,8 @@ class SparkBatchJob:
         whole_zone: bool,
         zone: ZoneStats | None = None,
         collected: pa.Table | None = None,
-    ) -> pa.Table | None:
+        outcomes_of: QualityResult | None = None,
+    ) -> Gated | None:
         """Batch-level checks (uniqueness, contract expectations and, on a whole table, the
         row count against the previous run) before ``gate``'s zone is written; a failure
         publishes nothing there. With ``zone``, ``rows`` are a table's changes and ``zone``
@@ -713,7 +725,8 @@ class SparkBatchJob:
 
         The rows are collected as Arrow (unless ``collected`` holds them already): exact
         types (no float-for-nullable-int detour through pandas) and the path the gate's tests
-        cover. Returns them, or None for an unchecked entity.
+        cover. Returns them with the result, or None for an unchecked entity. ``outcomes_of``:
+        an earlier gate's result over the same rows, whose outcomes are taken (``check_batch``).
         """
 
         if entity not in self.gate.contracts and not self.gate.config.require_contracts:
@@ -728,10 +741,12 @@ class SparkBatchJob:
                 rows_block=gate == "curated",
                 whole_zone=whole_zone,
                 zone=zone,
+                outcomes_of=outcomes_of,
             )
-        if result is not None:
-            raise_if_failed(result)
-        return data
+        if result is None:
+            return None
+        raise_if_failed(result)
+        return Gated(data, result)
 
     def _apply_chain(self, frame: DataFrame, chain: Chain) -> DataFrame:
         return frame.mapInArrow(_tag_partitions(chain), _tagged_schema(frame, chain))
@@ -969,15 +984,15 @@ class SparkBatchJob:
         done: Transformed,
         kept: DataFrame,
         window: DataFrame | None,
-        checked: pa.Table | None,
+        gated: Gated | None,
     ) -> CleanChanges:
         """One row per source key, the newest clean version.
 
         Rows flagged deleted at the source (``soft_delete_column``) and, on a full read, keys
         gone from the source (absent from the keys read, not merely rejected) leave clean and
         are recorded in ``raw._deletes``. Rows past the watermark are not compared with clean
-        when clean holds nothing past it (``_unseen``, the module docstring). ``checked`` is
-        ``kept`` as the clean gate collected it (None for an unchecked entity).
+        when clean holds nothing past it (``_unseen``, the module docstring). ``gated`` is
+        ``kept`` as the clean gate collected it, and its result (None for an unchecked entity).
         """
         import pyarrow.compute as pc
         from pyspark.sql import functions as F
@@ -985,6 +1000,8 @@ class SparkBatchJob:
         read = done.read
         name = self.table("clean", read.entity)
         self._ensure_table(kept, name)
+        checked = gated.rows if gated is not None else None
+        gate = gated.result if gated is not None else None
         # Keys distinct among the kept rows are distinct among the changes, which are some of
         # them, and the deletions: flagged rows among them, or keys gone from the source,
         # which no row read has.
@@ -1000,6 +1017,7 @@ class SparkBatchJob:
             if checked is not None:
                 column = checked[read.soft_delete_column]
                 checked = checked.filter(pc.invert(pc.fill_null(column, False)))
+                gate = None  # it checked the flagged rows too
         if self.full:
             deleting.append(
                 self.spark.table(name)
@@ -1033,7 +1051,7 @@ class SparkBatchJob:
             size = done.report.kept
         else:
             changes = changes.localCheckpoint(eager=True)
-            checked = None
+            checked = gate = None
         self._upsert(name, changes, kept.columns, size=size)
         return CleanChanges(
             changes,
@@ -1043,6 +1061,7 @@ class SparkBatchJob:
             deleted=deleted,
             before=before,
             after=self._snapshot_id(name),
+            gate=gate,
         )
 
     def _upsert(
@@ -1167,9 +1186,12 @@ class SparkBatchJob:
         zone = None
         size = None
         collected = None
+        outcomes_of = None
         if level is not None and level.at(clean_changes.before, curated_snapshot):
             changes, size = clean_changes.rows, clean_changes.size
             collected = clean_changes.checked
+            # The same rows as the clean gate's, with the same contract: its outcomes stand.
+            outcomes_of = clean_changes.gate
             if checked:
                 zone = self._figures_after(read, level, clean_changes)
         else:
@@ -1177,7 +1199,15 @@ class SparkBatchJob:
         if checked and zone is None:
             zone = self._zone_stats(source, entity)
         changed = changes.where(~F.col("_delete")).drop("_delete")
-        self._check(changed, entity, "curated", whole_zone=True, zone=zone, collected=collected)
+        self._check(
+            changed,
+            entity,
+            "curated",
+            whole_zone=True,
+            zone=zone,
+            collected=collected,
+            outcomes_of=outcomes_of,
+        )
         columns = [c for c in changes.columns if c != "_delete"]
         if self._upsert(name, changes, columns, size=size):
             curated_snapshot = self._snapshot_id(name)

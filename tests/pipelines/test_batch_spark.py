@@ -24,6 +24,7 @@ from pipelines.errors import ConfigError, ExitCode, LakeError, SourceError
 from pipelines.lake import LINEAGE_COLUMNS, Lake
 from pipelines.ledger import RunLedger
 from pipelines.local_postgres import PostgresInfo
+from pipelines.quality import QualityReports
 from pipelines.spark_job import (
     CLEAN_AT_PROPERTY,
     LEVEL_PROPERTY,
@@ -425,9 +426,15 @@ def test_incremental_run_scans_no_table_and_its_figures_match_a_count(
             " WHERE customer_id IN (SELECT customer_id FROM erp.customers"
             " WHERE NOT deleted ORDER BY customer_id DESC LIMIT 2)"
         )
-    _, reports = run_batch(spark, demo_run.config, "test")
+    run_id, reports = run_batch(spark, demo_run.config, "test")
     by_entity = {r.entity: r for r in reports}
     assert by_entity["orders"].rows_read == 7 and by_entity["orders"].raw_new_versions == 7
+    # The curated gate checked the rows the clean gate had checked: it took the clean gate's
+    # outcomes. Not for customers, where soft deletes took rows out between the two gates.
+    gates = {(r.entity, r.gate): r for r in QualityReports(lake.config.root).results(run_id)}
+    assert gates["orders", "curated"].outcomes_from == "clean"
+    assert gates["orders", "curated"].passed and gates["orders", "curated"].rows_block
+    assert gates["customers", "curated"].outcomes_from is None
     assert by_entity["customers"].deleted == 2
     # No comparison with clean, no group-by for the gate: every row read was past the mark.
     assert lake_scans == Counter()

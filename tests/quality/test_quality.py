@@ -212,6 +212,37 @@ def test_a_gate_on_changed_rows_judges_key_and_row_count_on_the_whole_table(
     assert "40 rows" in (gone.failures[0].error or "")
 
 
+def test_a_gate_over_the_same_rows_takes_the_earlier_gates_outcomes(
+    contracts: dict[str, EntityContract],
+) -> None:
+    contract = contracts["orders"]
+    clean_rows = orders(6)
+    failing = replace(clean_rows, "currency", ["CNY", "XXX", "EUR", "CNY", "USD", "XXX"])
+    zone = ZoneStats(rows=98, duplicate_keys=0)
+    for rows in (clean_rows, failing):
+        earlier = check_batch(rows, contract, gate="clean", run_id="r6")
+        own = check_batch(
+            rows, contract, gate="curated", run_id="r6", previous_rows=100, zone=zone,
+            rows_block=True,
+        )  # fmt: skip
+        taken = check_batch(
+            rows, contract, gate="curated", run_id="r6", previous_rows=100, zone=zone,
+            rows_block=True, outcomes_of=earlier,
+        )  # fmt: skip
+        assert (taken.outcomes_from, own.outcomes_from) == ("clean", None)
+        assert taken.checks == own.checks
+        assert taken.passed is own.passed
+    assert not taken.passed  # the failing rows block the curated gate
+
+    # A result judged with a row count or on another contract cannot stand for the rows.
+    judged = check_batch(clean_rows, contract, gate="curated", run_id="r6", previous_rows=6)
+    with pytest.raises(ValueError, match="cannot stand"):
+        check_batch(clean_rows, contract, gate="curated", run_id="r6", outcomes_of=judged)
+    other = next(c for name, c in contracts.items() if name != "orders")
+    with pytest.raises(ValueError, match="cannot stand"):
+        check_batch(clean_rows, other, gate="curated", run_id="r6", outcomes_of=earlier)
+
+
 def test_stored_results_keep_every_outcome_a_fuller_format_gives(
     contracts: dict[str, EntityContract], monkeypatch: pytest.MonkeyPatch
 ) -> None:
