@@ -117,13 +117,7 @@ class ReplaceRule(RuleSpec):
     @field_validator("replacement")
     @classmethod
     def _template_valid(cls, value: str, info: ValidationInfo) -> str:
-        if "pattern" in info.data and "flags" in info.data:
-            compiled = compile_pattern(info.data["pattern"], info.data["flags"])
-            try:
-                _probe_match(compiled).expand(value)
-            except (regex.error, IndexError) as exc:
-                raise ValueError(f"invalid replacement template: {exc}") from exc
-        return value
+        return _valid_template(value, info, "replacement")
 
     def build(self) -> CompiledRule:
         pattern = compile_pattern(self.pattern, self.flags)
@@ -140,6 +134,18 @@ class ReplaceRule(RuleSpec):
             _joined_rewrite(self, pattern, self.replacement, rewrite),
             twin,
         )
+
+
+def _valid_template(template: str, info: ValidationInfo, what: str) -> str:
+    """``template`` when it expands against the rule's pattern (every group it names exists),
+    else a ValueError for pydantic naming ``what`` it is."""
+    if "pattern" in info.data and "flags" in info.data:
+        compiled = compile_pattern(info.data["pattern"], info.data["flags"])
+        try:
+            _probe_match(compiled).expand(template)
+        except (regex.error, IndexError) as exc:
+            raise ValueError(f"invalid {what} template: {exc}") from exc
+    return template
 
 
 def _probe_match(pattern: regex.Pattern[str]) -> regex.Match[str]:
@@ -338,13 +344,7 @@ class ExtractRule(RuleSpec):
     @field_validator("value")
     @classmethod
     def _template_valid(cls, value: str, info: ValidationInfo) -> str:
-        if "pattern" in info.data and "flags" in info.data:
-            compiled = compile_pattern(info.data["pattern"], info.data["flags"])
-            try:
-                _probe_match(compiled).expand(value)
-            except (regex.error, IndexError) as exc:
-                raise ValueError(f"invalid value template: {exc}") from exc
-        return value
+        return _valid_template(value, info, "value")
 
     def build(self) -> CompiledRule:
         pattern = compile_pattern(self.pattern, self.flags)
