@@ -201,19 +201,24 @@ class LocalKafka:
 class KafkaClient:
     """Admin, produce and end-offset calls through the JVM's kafka-clients (py4j).
 
-    The gateway JVM is PyFlink's; the Kafka jars are added to its context class loader, the
-    same way PyFlink loads connector jars for the Table API.
+    The gateway JVM is PyFlink's, with kafka-clients on its own classpath
+    (``flink_env.prepare_gateway``): not on a thread's context class loader, which py4j's
+    pooled Java threads do not share.
     """
 
     def __init__(self, bootstrap_servers: str, properties: Mapping[str, str] | None = None):
-        from pipelines.flink_env import KAFKA_CLIENT_JARS, jar_urls, prepare_gateway
+        from pipelines.flink_env import prepare_gateway
 
         prepare_gateway()
+        from py4j.java_gateway import JavaClass
         from pyflink.java_gateway import get_gateway
-        from pyflink.util.java_utils import add_jars_to_context_class_loader
 
-        add_jars_to_context_class_loader(jar_urls(KAFKA_CLIENT_JARS))
         self._jvm = get_gateway().jvm
+        if not isinstance(self._jvm.org.apache.kafka.clients.producer.KafkaProducer, JavaClass):
+            raise ConfigError(
+                "kafka-clients is not on the classpath of PyFlink's JVM: something started"
+                " the JVM before pipelines.flink_env.prepare_gateway() ran"
+            )
         self.bootstrap_servers = bootstrap_servers
         self._properties = {"bootstrap.servers": bootstrap_servers, **(properties or {})}
         self._producer: Any = None

@@ -20,8 +20,15 @@ if TYPE_CHECKING:
     from pyflink.table import StreamTableEnvironment
 
 KAFKA_CLIENT_JARS = ("kafka-clients-", "lz4-java-", "snappy-java-", "zstd-jni-")
-# On the JVM's own classpath (see prepare_gateway), not in pipeline.jars.
-GATEWAY_JARS = ("hadoop-client-api-", "hadoop-client-runtime-", "sqlite-jdbc-", "postgresql-")
+# On the JVM's own classpath (see prepare_gateway); of these, only the Kafka client is in
+# pipeline.jars too, for the job's own class loader.
+GATEWAY_JARS = (
+    "hadoop-client-api-",
+    "hadoop-client-runtime-",
+    "sqlite-jdbc-",
+    "postgresql-",
+    *KAFKA_CLIENT_JARS,
+)
 FLINK_JARS = (
     "iceberg-flink-runtime-2.1-",
     "flink-connector-kafka-",
@@ -34,15 +41,21 @@ def jar_urls(prefixes: Iterable[str]) -> list[str]:
 
 
 def prepare_gateway() -> None:
-    """Put Hadoop and the catalog's JDBC drivers on the classpath of the JVM PyFlink starts.
+    """Put Hadoop, the catalog's JDBC drivers and the Kafka client on the classpath of the JVM
+    PyFlink starts.
 
     Flink resolves ``org.apache.hadoop.*`` parent-first (``classloader.parent-first-patterns``),
     so Hadoop in ``pipeline.jars`` is never seen by Iceberg's catalog. JDBC drivers register
     with ``DriverManager`` once, from the class loader that first loads them; every job gets a
     new user class loader, so from a driver in ``pipeline.jars`` the second job in one process
-    finds "No suitable driver". Both go on the JVM's own classpath, which PyFlink's launcher
-    builds from ``HADOOP_CLASSPATH`` (on a Flink cluster: its lib/ folder). Call this before
-    anything starts the gateway; once it runs, the classpath is fixed.
+    finds "No suitable driver". ``KafkaClient``'s calls find Kafka's classes through the
+    context class loader of the Java thread py4j serves them on, one of a pool that grows when
+    Python threads call at once; a new one has only the JVM's own loader, so jars added to one
+    thread's loader go missing on the next, and a loader per thread is a second copy of
+    Kafka's classes. A job's tasks still load theirs from ``pipeline.jars``: Flink's user class
+    loader is child-first for ``org.apache.kafka``. All go on the JVM's own classpath, which
+    PyFlink's launcher builds from ``HADOOP_CLASSPATH`` (on a Flink cluster: its lib/ folder).
+    Call this before anything starts the gateway; once it runs, the classpath is fixed.
     """
     jars = [str(path.resolve()) for path in jar_paths(*GATEWAY_JARS)]
     current = os.environ.get("HADOOP_CLASSPATH", "")

@@ -160,3 +160,26 @@ def test_sigkill_and_restart_keep_every_event_exactly_once(
     ingest = [s for c in checkpoints for s in c["stages"] if s["stage"] == "ingest"]
     assert sum(s["rows_in"] for s in ingest) == 600
     assert sum(s["quarantined"] for s in ingest) == 12
+
+
+def test_the_client_works_from_a_py4j_thread_that_never_had_the_kafka_jars(
+    kafka_client: KafkaClient,
+) -> None:
+    """py4j serves Python's calls from a pool of connections, each with its own Java thread,
+    and a call takes whichever is idle: after other Python threads' calls (a stream run's), that
+    can be a thread opened since, whose context class loader is the JVM's own (the flake in
+    the fresh-clone CI runs). Here the serving thread is set back to that loader."""
+    from pyflink.java_gateway import get_gateway
+
+    topic = "fresh-java-thread"
+    kafka_client.create_topic(topic, 1)
+    jvm = get_gateway().jvm
+    thread = jvm.Thread.currentThread()
+    loader = thread.getContextClassLoader()
+    thread.setContextClassLoader(jvm.ClassLoader.getSystemClassLoader())
+    try:
+        assert kafka_client.produce(topic, [b"{}", b"{}"]) == 2
+        assert kafka_client.end_offsets([topic]) == {(topic, 0): 2}
+        assert KafkaClient(kafka_client.bootstrap_servers).end_offsets([topic]) == {(topic, 0): 2}
+    finally:
+        thread.setContextClassLoader(loader)
