@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -209,3 +210,20 @@ def test_rules_apply_prints_the_extracted_values() -> None:
     assert row["out"] == line
     assert row["extracted"] == {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
     assert row["fired"] == ["logs.extract.trace_id"]
+
+
+def test_rules_preview_counts_an_extraction_and_shows_the_value(tmp_path: Path) -> None:
+    traced = "GET /a 200 traceparent=00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    lines = [{"message": traced}, {"message": "GET /b 200"}]
+    data = tmp_path / "logs.jsonl"
+    data.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    args = ["rules", "preview", "-p", "logs", "--input", str(data), "--entity", "app_logs"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rules"]["logs.extract.trace_id"]["changed"] == 1
+    [row] = report["changed"]
+    assert row["fired"] == ["logs.extract.trace_id"]
+    assert row["changes"] == [
+        {"field": "trace_id", "before": "", "after": "4bf92f3577b34da6a3ce929d0e0e4736"}
+    ]
