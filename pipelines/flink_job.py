@@ -416,8 +416,12 @@ class StreamJob:
             drops=DROPS_TABLE,
         )
 
-    def _create_tables(self, t_env: StreamTableEnvironment) -> None:
+    def _create_tables(self, t_env: StreamTableEnvironment) -> list[str]:
+        """Create the sinks that do not exist; add to those that do the columns they lack.
+        Returns one message per column added, for the run's warnings."""
         schema = self.schema.append(pa.field("_quarantined_at", pa.timestamp("us", tz="UTC")))
+        # Before Flink reads any table: its catalog caches what it loaded.
+        added = self._add_missing_columns(schema)
         props = ", ".join(f"'{k}'='{v}'" for k, v in _TABLE_PROPERTIES.items())
         for namespace in sorted({spec[0] for spec in self.outputs().values()}):
             t_env.execute_sql(
@@ -431,6 +435,26 @@ class StreamJob:
                 f"CREATE TABLE IF NOT EXISTS {self.table(namespace, name)} ({column_sql})"
                 f"{partition} WITH ({props})"
             )
+        return added
+
+    def _add_missing_columns(self, schema: pa.Schema) -> list[str]:
+        """Add to each existing sink the columns this job writes that it lacks, as nullable
+        columns (a rule pack's new extract rule adds one to clean): the INSERTs name every
+        column, so an old table would fail the job. Rows written before read null there."""
+        existing = set(self.lake.tables())
+        added = []
+        for qualified, (_, columns, _) in self.outputs().items():
+            if qualified not in existing:
+                continue
+            table = self.lake.table(qualified)
+            present = {f.name for f in table.schema().fields}
+            missing = [schema.field(c) for c in columns if c not in present]
+            if not missing:
+                continue
+            with table.update_schema() as update:
+                update.union_by_name(pa.schema(missing))
+            added.extend(f"{qualified}: new column {f.name} added (nullable)" for f in missing)
+        return added
 
     # -- sources ----------------------------------------------------------------------------
 
@@ -506,14 +530,15 @@ class StreamJob:
 
     # -- build and run ----------------------------------------------------------------------
 
-    def build(self, t_env: StreamTableEnvironment) -> None:
-        """Declare sources, the chain and every sink, attached to the execution env."""
+    def build(self, t_env: StreamTableEnvironment) -> list[str]:
+        """Declare sources, the chain and every sink, attached to the execution env. Returns
+        the columns added to existing sinks, as messages for the run's warnings."""
         from pyflink.table.udf import udf
 
         from pipelines.flink_env import register_catalog
 
         register_catalog(t_env, self.lake)
-        self._create_tables(t_env)
+        added = self._create_tables(t_env)
         sources = [
             self._kafka_table(t_env, name, source)
             if isinstance(source, KafkaSourceConfig)
@@ -536,6 +561,7 @@ class StreamJob:
                 f" FROM steward_tagged WHERE {where}"
             )
         statements.attach_as_datastream()
+        return added
 
 
 def _entries(source: KafkaSourceConfig | LandingSourceConfig) -> list[Any]:
@@ -694,7 +720,8 @@ def run_stream(
             extra={"execution.state-recovery.ignore-unclaimed-state": "true"},
         )
         env, t_env = create_environments(conf)
-        job.build(t_env)
+        for message in job.build(t_env):
+            run.record_warning(message)
         feed = _knowledge_base_feed(job, kb, embedder)
         follower = CheckpointFollower(
             job.lake,

@@ -490,6 +490,31 @@ def test_maintenance_compacts_stream_tables_and_keeps_what_the_stream_needs(
     assert lake.read(clean).num_rows == len(rows[clean]) + 1
 
 
+def test_a_column_the_rules_add_later_is_added_to_the_existing_clean_table(
+    runs: LandingRuns,
+) -> None:
+    """A lake whose clean table predates an extract rule (here: trace_id dropped from it)
+    gets the column when the next run starts, with a warning in the ledger; the rows
+    written before read null there, and the run's new rows carry their trace id."""
+    lake = runs.lake
+    with lake.table("clean.app_logs").update_schema() as update:
+        update.delete_column("trace_id")
+    rows_before = lake.read("clean.app_logs").num_rows
+    folder = runs.stream.sources["shipper"].path  # type: ignore[union-attr]
+    traced = "2024-03-05 13:00:00,000 INFO [main] com.acme.App - late traceId: a3ce929d0e0e4736"
+    write_lines(folder / "app.log", [traced])
+    report = runs.run()
+    clean = lake.read("clean.app_logs")
+    assert clean.num_rows == rows_before + 1
+    new = clean.filter(pa.compute.equal(clean["_run_id"], report.run_id))
+    assert new["trace_id"].to_pylist() == ["a3ce929d0e0e4736"]
+    old = clean.filter(pa.compute.not_equal(clean["_run_id"], report.run_id))
+    assert old["trace_id"].null_count == old.num_rows == rows_before
+    run = RunLedger(lake.config.ledger).show_run(report.run_id)
+    assert run is not None
+    assert "clean.app_logs: new column trace_id added (nullable)" in run["warnings"]
+
+
 def _set_cursor(ledger: RunLedger, table: str, cursor: tuple[int, int]) -> None:
     with sqlite3.connect(ledger.path) as db:
         db.execute(
