@@ -3,8 +3,10 @@
 Errors stop a pack from shipping: a file that does not load (every schema or YAML problem, with
 ``file:line``, duplicate rule ids among them), an example its rule does not reproduce.
 Warnings are risks a person should look at: a pattern with nested quantifiers that can
-backtrack catastrophically, and a rule set that changes its own output when applied again to
-an example. The checks are static or run on the examples only; nothing here reads data.
+backtrack catastrophically, a rule shadowed by earlier rules (it acts on its own examples
+alone, and never once the rules before it ran), and a rule set that changes its own output
+when applied again to an example. The checks are static or run on the examples only; nothing
+here reads data.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cleaning_rules.engine import DEFAULT_TIMEOUT_S, RuleSet
 from cleaning_rules.errors import RulePackError
 from cleaning_rules.examples import check_rule
 from cleaning_rules.pack import LoadedPack, load_pack_file
+from cleaning_rules.rules import ExampleSpec
 
 Severity = Literal["error", "warning"]
 
@@ -106,7 +109,9 @@ def lint_packs(path: Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> LintReport:
             )
     # Rule ids start with their pack's name and a pack's name is its file's, so ids cannot
     # clash across the files of one folder; a clash within a pack is a schema error above.
-    findings.extend(_idempotence_findings(RuleSet(loaded, timeout=timeout)))
+    ruleset = RuleSet(loaded, timeout=timeout)
+    findings.extend(_shadowing_findings(ruleset))
+    findings.extend(_idempotence_findings(ruleset))
     ordered = sorted(findings, key=lambda f: (f.path, f.line, f.code))
     return LintReport(
         tuple(pack.name for pack in loaded),
@@ -128,6 +133,47 @@ def _pattern_findings(pack: LoadedPack, index: int) -> Iterator[Finding]:
             f"pattern at risk of catastrophic backtracking: {problem}",
             spec.id,
         )
+
+
+def _shadowing_findings(ruleset: RuleSet) -> Iterator[Finding]:
+    """Rules that act on their own examples alone (change, decide or extract) but on none of
+    them once the whole rule set runs, because earlier rules rewrote, dropped or quarantined
+    what they are there for; each is reported with those earlier rules."""
+    order = {rule.rule_id: i for i, rule in enumerate(r for p in ruleset.packs for r in p.compiled)}
+    for pack in ruleset.packs:
+        for index, spec in enumerate(pack.spec.rules):
+            target = _entity_field(pack, spec.fields)
+            acting = [e for e in spec.examples if _acts(e)]
+            if target is None or not acting:
+                continue
+            entity, name = target
+            earlier: dict[str, None] = {}
+            for example in acting:
+                result = ruleset.apply(entity, {name: example.text})
+                if spec.id in result.fired or result.rule_id == spec.id:
+                    break
+                acted = [*result.fired, *([result.rule_id] if result.rule_id else [])]
+                earlier.update(dict.fromkeys(r for r in acted if order[r] < order[spec.id]))
+            else:
+                if earlier:
+                    yield Finding(
+                        "warning",
+                        "shadowed",
+                        str(pack.path),
+                        pack.line_of("rules", index),
+                        "shadowed by earlier rules: acts on none of its examples once "
+                        f"{', '.join(earlier)} ran",
+                        spec.id,
+                    )
+
+
+def _acts(example: ExampleSpec) -> bool:
+    """Whether the example shows its rule acting: a change, a verdict or a value extracted."""
+    return (
+        example.expected_text != example.text
+        or example.expected_verdict != "keep"
+        or example.extracted is not None
+    )
 
 
 def _idempotence_findings(ruleset: RuleSet) -> Iterator[Finding]:

@@ -100,6 +100,65 @@ def test_rule_set_that_undoes_itself_is_not_idempotent(write_pack: WritePack) ->
     assert "demo.b_to_c" in warning.message
 
 
+# The medical abbreviation map runs first, so the later replace rule never sees "bid"; the
+# drop rule takes every record the quarantine rule is there for; the third replace rule
+# still acts on one of its examples.
+SHADOWED = """\
+- id: demo.freq.map
+  description: frequency abbreviations expanded
+  action: map
+  table: {bid: 每日两次}
+  examples:
+    - {in: "0.5g bid", out: "0.5g 每日两次"}
+    - {in: "bidding"}
+- id: demo.freq.english
+  description: bid in English, written after the map that already took it
+  action: replace
+  pattern: '\\bbid\\b'
+  replacement: 'twice daily'
+  examples:
+    - {in: "0.5g bid", out: "0.5g twice daily"}
+    - {in: "bidding"}
+- id: demo.test.drop
+  description: test records dropped
+  action: drop_record
+  pattern: 'TEST'
+  reason: a test record
+  examples:
+    - {in: "TEST order", verdict: drop}
+    - {in: "order"}
+- id: demo.test.quarantine
+  description: test records quarantined, written after the drop that takes them all
+  action: quarantine
+  pattern: 'TEST'
+  reason: looks like a test
+  examples:
+    - {in: "TEST order", verdict: quarantine}
+    - {in: "order"}
+- id: demo.freq.english_tid
+  description: tid in English; one example still reaches it
+  action: replace
+  pattern: '\\b(?:bid|tid)\\b'
+  replacement: 'often'
+  examples:
+    - {in: "bid", out: "often"}
+    - {in: "tid", out: "often"}
+    - {in: "x"}
+"""
+
+
+def test_a_rule_earlier_rules_leave_nothing_to_act_on_is_shadowed(write_pack: WritePack) -> None:
+    report = lint_packs(write_pack(rules=SHADOWED))
+    assert report.ok, "\n".join(map(str, report.errors))
+    shadowed = [w for w in report.warnings if w.code == "shadowed"]
+    assert [(w.rule_id, w.line) for w in shadowed] == [
+        ("demo.freq.english", 16),
+        ("demo.test.quarantine", 32),
+    ]
+    assert "once demo.freq.map ran" in shadowed[0].message
+    assert "once demo.test.drop ran" in shadowed[1].message
+
+
 def test_schema_errors_keep_every_issue_with_its_line(write_pack: WritePack) -> None:
     folder = write_pack(
         rules="""\
