@@ -28,7 +28,8 @@ Severity = Literal["error", "warning"]
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One lint problem: where (``path:line``), which rule when known, what kind, and why."""
+    """One lint problem: where (``path:line``, ``:column`` when known), which rule when known,
+    what kind, and why."""
 
     severity: Severity
     code: str
@@ -36,10 +37,12 @@ class Finding:
     line: int
     message: str
     rule_id: str | None = None
+    column: int | None = None
 
     def __str__(self) -> str:
         rule = f" {self.rule_id}:" if self.rule_id else ""
-        return f"{self.path}:{self.line}:{rule} {self.message} [{self.code}]"
+        column = "" if self.column is None else f":{self.column}"
+        return f"{self.path}:{self.line}{column}:{rule} {self.message} [{self.code}]"
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -90,7 +93,14 @@ def lint_packs(path: Path, *, timeout: float = DEFAULT_TIMEOUT_S) -> LintReport:
             for issue in issues:
                 label = f"{issue.field}: " if issue.field else ""
                 findings.append(
-                    Finding("error", "schema", str(issue.path), issue.line, label + issue.message)
+                    Finding(
+                        "error",
+                        "schema",
+                        str(issue.path),
+                        issue.line,
+                        label + issue.message,
+                        column=issue.column,
+                    )
                 )
     for pack in loaded:
         for index, spec in enumerate(pack.spec.rules):

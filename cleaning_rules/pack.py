@@ -127,7 +127,13 @@ def load_pack_file(path: Path) -> LoadedPack:
     except ValidationError as exc:
         raise RulePackError.from_issues(_validation_issues(exc, path, document.lines)) from exc
     issues = [
-        PackIssue(path, document.lines.line_for(loc), _label(loc), message)
+        PackIssue(
+            path,
+            document.lines.line_for(loc),
+            _label(loc),
+            message,
+            document.lines.column_for(loc),
+        )
         for loc, message in _cross_checks(spec, path)
     ]
     if issues:
@@ -178,7 +184,9 @@ def _validation_issues(exc: ValidationError, path: Path, lines: LineMap) -> list
             message = (
                 f"unknown action {tag!r} (known: {known})" if tag else f"missing (one of: {known})"
             )
-        issues.append(PackIssue(path, lines.line_for(loc), _label(loc), message))
+        issues.append(
+            PackIssue(path, lines.line_for(loc), _label(loc), message, lines.column_for(loc))
+        )
     return sorted(issues, key=lambda issue: issue.line)
 
 

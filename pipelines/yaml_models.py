@@ -32,16 +32,19 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @dataclass(frozen=True, slots=True)
 class YamlIssue:
-    """One problem in a file: where it is (``path:line``), which field, and why."""
+    """One problem in a file: where it is (``path:line``, and ``:column`` when known), which
+    field, and why."""
 
     path: Path | str
     line: int
     field: str
     message: str
+    column: int | None = None
 
     def __str__(self) -> str:
         field = f" {self.field}:" if self.field else ""
-        return f"{self.path}:{self.line}:{field} {self.message}"
+        column = "" if self.column is None else f":{self.column}"
+        return f"{self.path}:{self.line}{column}:{field} {self.message}"
 
 
 class YamlError(ConfigError):
@@ -62,9 +65,11 @@ class YamlError(ConfigError):
 
 @dataclass(frozen=True)
 class LineMap:
-    """Line (1-based) of every mapping key and sequence item, addressed by its path."""
+    """Line (1-based) of every mapping key and sequence item, addressed by its path, and its
+    column (1-based)."""
 
     lines: dict[Loc, int]
+    columns: dict[Loc, int]
 
     def document_loc(self, loc: Sequence[object]) -> Loc:
         """The deepest prefix of ``loc`` that is in the document. Elements that are not part
@@ -79,6 +84,10 @@ class LineMap:
     def line_for(self, loc: Sequence[object]) -> int:
         """The line of ``loc``; a missing field resolves to the mapping that lacks it."""
         return self.lines.get(self.document_loc(loc), 1)
+
+    def column_for(self, loc: Sequence[object]) -> int | None:
+        """The column of ``loc`` (as ``line_for`` finds it; None when not recorded)."""
+        return self.columns.get(self.document_loc(loc))
 
 
 @dataclass(frozen=True)
@@ -99,21 +108,24 @@ def parse_yaml(text: str, source: Path | str, error: type[E] = YamlError) -> Yam
         if node is None:
             raise error.from_issues([YamlIssue(source, 1, "", "the file is empty")])
         lines: dict[Loc, int] = {(): node.start_mark.line + 1}
+        columns: dict[Loc, int] = {(): node.start_mark.column + 1}
         issues: list[YamlIssue] = []
-        _walk(loader, node, (), lines, issues, source)
+        _walk(loader, node, (), LineMap(lines, columns), issues, source)
         if issues:
             raise error.from_issues(issues)
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
+        column = mark.column + 1 if mark is not None else None
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise error.from_issues([YamlIssue(source, line, "", f"invalid YAML: {problem}")]) from exc
+        issue = YamlIssue(source, line, "", f"invalid YAML: {problem}", column)
+        raise error.from_issues([issue]) from exc
     except yaml.YAMLError as exc:
         raise error.from_issues([YamlIssue(source, 1, "", f"invalid YAML: {exc}")]) from exc
     finally:
         loader.dispose()
-    return YamlDocument(source, data, LineMap(lines))
+    return YamlDocument(source, data, LineMap(lines, columns))
 
 
 def read_yaml(path: Path, error: type[E] = YamlError) -> YamlDocument:  # type: ignore[assignment]
@@ -131,7 +143,7 @@ def _walk(
     loader: yaml.SafeLoader,
     node: yaml.Node,
     loc: Loc,
-    lines: dict[Loc, int],
+    where: LineMap,
     issues: list[YamlIssue],
     source: Path | str,
 ) -> None:
@@ -139,22 +151,24 @@ def _walk(
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
+            column = key_node.start_mark.column + 1
             if isinstance(key_node, yaml.ScalarNode) and key_node.value == _MERGE_KEY:
                 continue
             key = str(loader.construct_object(key_node, deep=True))
             if key in seen:
-                where = field_label((*loc, key))
-                issues.append(
-                    YamlIssue(source, line, where, f"duplicate key (first set on line {seen[key]})")
-                )
+                label = field_label((*loc, key))
+                message = f"duplicate key (first set on line {seen[key]})"
+                issues.append(YamlIssue(source, line, label, message, column))
                 continue
             seen[key] = line
-            lines[(*loc, key)] = line
-            _walk(loader, value_node, (*loc, key), lines, issues, source)
+            where.lines[(*loc, key)] = line
+            where.columns[(*loc, key)] = column
+            _walk(loader, value_node, (*loc, key), where, issues, source)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            lines[(*loc, index)] = item.start_mark.line + 1
-            _walk(loader, item, (*loc, index), lines, issues, source)
+            where.lines[(*loc, index)] = item.start_mark.line + 1
+            where.columns[(*loc, index)] = item.start_mark.column + 1
+            _walk(loader, item, (*loc, index), where, issues, source)
 
 
 def validation_issues(

@@ -176,7 +176,12 @@ def test_schema_errors_keep_every_issue_with_its_line(write_pack: WritePack) -> 
     )
     report = lint_packs(folder / "demo.yaml")
     assert report.packs == ()
-    assert [(e.code, e.line) for e in report.errors] == [("schema", 11), ("schema", 16)]
+    # Line and column of the offending key: what an editor jumps to.
+    assert [(e.code, e.line, e.column) for e in report.errors] == [
+        ("schema", 11, 5),
+        ("schema", 16, 5),
+    ]
+    assert str(report.errors[0]).startswith(f"{folder / 'demo.yaml'}:11:5: rules[0].action:")
     assert "unknown action 'explode'" in report.errors[0].message
     assert "does not compile" in report.errors[1].message
 

@@ -55,7 +55,7 @@ def test_invalid_yaml_names_file_and_line(write_pack: WritePack) -> None:
 def test_unknown_action_names_file_and_line(write_pack: WritePack) -> None:
     folder = write_pack(rules=GOOD_RULE.replace("action: replace", "action: rewrite"))
     error = load_error(folder)
-    assert str(error).startswith(f"{folder / 'demo.yaml'}:12: rules[0].action: unknown action")
+    assert str(error).startswith(f"{folder / 'demo.yaml'}:12:5: rules[0].action: unknown action")
     assert "'rewrite'" in str(error)
     assert "replace" in str(error)  # the known actions are listed
 
@@ -63,7 +63,7 @@ def test_unknown_action_names_file_and_line(write_pack: WritePack) -> None:
 def test_bad_pattern_names_line_and_position(write_pack: WritePack) -> None:
     folder = write_pack(rules=GOOD_RULE.replace("pattern: x", "pattern: 'x(y'"))
     message = str(load_error(folder))
-    assert message.startswith(f"{folder / 'demo.yaml'}:13: rules[0].pattern: does not compile")
+    assert message.startswith(f"{folder / 'demo.yaml'}:13:5: rules[0].pattern: does not compile")
     assert "position" in message
 
 
@@ -82,7 +82,8 @@ def test_duplicate_rule_id(write_pack: WritePack) -> None:
 
 def test_duplicate_yaml_key_is_not_silently_dropped(write_pack: WritePack) -> None:
     folder = write_pack(rules=GOOD_RULE.replace("pattern: x", "pattern: x\n  pattern: z"))
-    assert ":14: rules[0].pattern: duplicate key (first set on line 13)" in str(load_error(folder))
+    message = str(load_error(folder))
+    assert ":14:5: rules[0].pattern: duplicate key (first set on line 13)" in message
 
 
 @pytest.mark.parametrize(
