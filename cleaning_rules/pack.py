@@ -127,14 +127,7 @@ def load_pack_file(path: Path) -> LoadedPack:
     except ValidationError as exc:
         raise RulePackError.from_issues(_validation_issues(exc, path, document.lines)) from exc
     issues = [
-        PackIssue(
-            path,
-            document.lines.line_for(loc),
-            _label(loc),
-            message,
-            document.lines.column_for(loc),
-        )
-        for loc, message in _cross_checks(spec, path)
+        _issue(path, document.lines, loc, message) for loc, message in _cross_checks(spec, path)
     ]
     if issues:
         raise RulePackError.from_issues(sorted(issues, key=lambda issue: issue.line))
@@ -184,10 +177,13 @@ def _validation_issues(exc: ValidationError, path: Path, lines: LineMap) -> list
             message = (
                 f"unknown action {tag!r} (known: {known})" if tag else f"missing (one of: {known})"
             )
-        issues.append(
-            PackIssue(path, lines.line_for(loc), _label(loc), message, lines.column_for(loc))
-        )
+        issues.append(_issue(path, lines, loc, message))
     return sorted(issues, key=lambda issue: issue.line)
+
+
+def _issue(path: Path, lines: LineMap, loc: Loc, message: str) -> PackIssue:
+    """A problem at ``loc`` of the pack file, with its line, column and field label."""
+    return PackIssue(path, lines.line_for(loc), _label(loc), message, lines.column_for(loc))
 
 
 def _label(loc: Loc) -> str:

@@ -216,6 +216,20 @@ def substitution(
     return rewrite
 
 
+def first_match(
+    pattern: regex.Pattern[str],
+    twin: re.Pattern[str] | None,
+    text: str,
+    timeout: float | None,
+) -> regex.Match[str] | re.Match[str] | None:
+    """The first match of ``pattern`` in ``text``, through its ``re`` twin on a short text
+    (``stdlib_re.py``); TimeoutError past ``timeout`` seconds."""
+    if twin is not None and twin_reads(text):
+        return twin.search(text)
+    # Positional (string, pos, endpos, concurrent, partial, timeout): see substitution.
+    return pattern.search(text, None, None, None, False, timeout)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class VerdictRule:
     """A compiled rule that drops or quarantines the record when ``pattern`` is found."""
@@ -238,11 +252,7 @@ class VerdictRule:
 
     def found(self, text: str, timeout: float | None) -> bool:
         """Whether ``pattern`` occurs in ``text`` (no prefilter); TimeoutError past ``timeout``."""
-        twin = self.twin
-        if twin is not None and twin_reads(text):
-            return twin.search(text) is not None
-        # Positional (string, pos, endpos, concurrent, partial, timeout): see substitution.
-        return self.pattern.search(text, None, None, None, False, timeout) is not None
+        return first_match(self.pattern, self.twin, text, timeout) is not None
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -270,12 +280,7 @@ class ExtractionRule:
 
     def found(self, text: str, timeout: float | None) -> str | None:
         """:meth:`extract` without the prefilter."""
-        twin = self.twin
-        if twin is not None and twin_reads(text):
-            match: re.Match[str] | regex.Match[str] | None = twin.search(text)
-        else:
-            # Positional (string, pos, endpos, concurrent, partial, timeout): see substitution.
-            match = self.pattern.search(text, None, None, None, False, timeout)
+        match = first_match(self.pattern, self.twin, text, timeout)
         return None if match is None else match.expand(self.template)
 
 

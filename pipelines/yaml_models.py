@@ -107,10 +107,9 @@ def parse_yaml(text: str, source: Path | str, error: type[E] = YamlError) -> Yam
         node = loader.get_single_node()
         if node is None:
             raise error.from_issues([YamlIssue(source, 1, "", "the file is empty")])
-        lines: dict[Loc, int] = {(): node.start_mark.line + 1}
-        columns: dict[Loc, int] = {(): node.start_mark.column + 1}
+        where = LineMap({(): node.start_mark.line + 1}, {(): node.start_mark.column + 1})
         issues: list[YamlIssue] = []
-        _walk(loader, node, (), LineMap(lines, columns), issues, source)
+        _walk(loader, node, (), where, issues, source)
         if issues:
             raise error.from_issues(issues)
         data = loader.construct_document(node)
@@ -125,7 +124,7 @@ def parse_yaml(text: str, source: Path | str, error: type[E] = YamlError) -> Yam
         raise error.from_issues([YamlIssue(source, 1, "", f"invalid YAML: {exc}")]) from exc
     finally:
         loader.dispose()
-    return YamlDocument(source, data, LineMap(lines, columns))
+    return YamlDocument(source, data, where)
 
 
 def read_yaml(path: Path, error: type[E] = YamlError) -> YamlDocument:  # type: ignore[assignment]

@@ -130,13 +130,11 @@ def apply_command(
             f"{entity!r} (they clean: {named})"
         )
     values = [line.rstrip("\r\n") for line in sys.stdin] if text == "-" else [text]
+    extract_fields = ruleset.extracted_fields(entity)
     for value in values:
         result = ruleset.apply(entity, {field: value})
         cleaned = result.record.get(field)
-        written = result.record
-        extracted = {
-            name: written[name] for name in ruleset.extracted_fields(entity) if name in written
-        }
+        extracted = {name: result.record[name] for name in extract_fields if name in result.record}
         if as_json:
             row = {
                 "in": value,
