@@ -335,6 +335,8 @@ class SparkBatchJob:
         # Iceberg commits, and the gate's GX context is not thread-safe, so each takes its turn.
         self._shared_tables = threading.Lock()
         self._gate = threading.Lock()
+        # Each entity's checkpoints (``_pin``), released once the entity is written.
+        self._pinned: dict[str, list[DataFrame]] = {}
 
     def table(self, namespace: str, name: str) -> str:
         return f"{self.lake.catalog_name}.{namespace}.{name}"
@@ -349,6 +351,16 @@ class SparkBatchJob:
         }
         for namespace in ("raw", "clean", "quarantine", "curated"):
             self.spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {self.lake.catalog_name}.{namespace}")
+        try:
+            reports = self._read_and_publish(chains)
+        finally:
+            # An entity whose read or chain failed was never written: its checkpoints too.
+            for entity in list(self._pinned):
+                self._release(entity)
+        self.gate.finish(self.run.run_id)
+        return reports
+
+    def _read_and_publish(self, chains: dict[str, Chain]) -> list[EntityReport]:
         # The sources are read one entity after another. A large read's chain runs then,
         # too: it keeps every executor core busy, and alone its transform time is its own
         # (the ledger's and the benchmark's figure); its writes wait for the last chain. The
@@ -371,9 +383,7 @@ class SparkBatchJob:
                 waiting if isinstance(waiting, Future) else pool.submit(self._publish, waiting)
                 for waiting in publishing
             ]
-        reports = [future.result() for future in futures]
-        self.gate.finish(self.run.run_id)
-        return reports
+        return [future.result() for future in futures]
 
     # -- reading sources ---------------------------------------------------------------------
 
@@ -496,7 +506,7 @@ class SparkBatchJob:
             collected = chain.run(ingested.held_rows)
             tagged = _local_frame(self.spark, collected, _tagged_schema(ingested.frame, chain))
         else:
-            tagged = self._apply_chain(ingested.frame, chain).localCheckpoint(eager=True)
+            tagged = self._pin(self._apply_chain(ingested.frame, chain), entity)
             if ingested.conforming <= _FEW_ROWS:
                 collected = _arrow(tagged)
         if collected is not None:
@@ -530,6 +540,13 @@ class SparkBatchJob:
         return Transformed(**vars(ingested), tagged=tagged, tallies=tallies, collected=collected)
 
     def _publish(self, done: Transformed) -> EntityReport:
+        """Write one transformed entity (``_write``), then release its checkpoints."""
+        try:
+            return self._write(done)
+        finally:
+            self._release(done.read.entity)
+
+    def _write(self, done: Transformed) -> EntityReport:
         """Write one transformed entity: quarantine and clean, raw with the watermark, then
         curated (the order the module docstring gives)."""
         import pyarrow.compute as pc
@@ -618,7 +635,7 @@ class SparkBatchJob:
                 exclude=(REASON_COLUMN, RULE_COLUMN),
             )
             if held is None:
-                return lineage.localCheckpoint(eager=True)
+                return self._pin(lineage, entity)
             return self._hold(lineage)[0]
 
         contract = self.gate.contracts.get(entity)
@@ -680,6 +697,22 @@ class SparkBatchJob:
         source = marked.drop(REASON_COLUMN, RULE_COLUMN)
         frame = pinned(conformed_rows(marked.drop(*LINEAGE_COLUMNS), plan))
         return frame, source, counts, mark, _arrow(frame) if held is not None else None
+
+    def _pin(self, frame: DataFrame, entity: str) -> DataFrame:
+        """``frame`` evaluated once into a local checkpoint: every later query over it sees
+        the same rows, from the executors' block stores. The blocks stay until ``_release``
+        (the entity written), not until the JVM's collector finds the checkpoint unreachable:
+        a full load pins gigabytes, which a long-lived session would otherwise carry into
+        its next runs, every collection marking them again."""
+        pinned = frame.localCheckpoint(eager=True)
+        self._pinned.setdefault(entity, []).append(pinned)
+        return pinned
+
+    def _release(self, entity: str) -> None:
+        """Drop the blocks of ``entity``'s checkpoints; its frames are not read again."""
+        for frame in self._pinned.pop(entity, []):
+            # A checkpoint's plan is the checkpointed RDD itself (a ``LogicalRDD``).
+            frame._jdf.queryExecution().analyzed().rdd().unpersist(False)
 
     def _held_read(self, read: EntityRead) -> DataFrame | None:
         """A read expected to be small (``EntityRead.few``), read once and held by the driver
@@ -931,7 +964,7 @@ class SparkBatchJob:
         if read.novel is None or read.novel_only:
             return None
         old = done.source.where(~F.coalesce(read.novel, F.lit(False))).select("_source_key")
-        old = old.localCheckpoint(eager=True)
+        old = self._pin(old, read.entity)
         return None if old.isEmpty() else old
 
     @staticmethod
@@ -1031,7 +1064,7 @@ class SparkBatchJob:
             if done.held_rows is not None:
                 deletes, deleted = self._hold(deletes)
             else:
-                deletes = deletes.localCheckpoint(eager=True)
+                deletes = self._pin(deletes, read.entity)
                 deleted = deletes.count()
         before = self._snapshot_id(name)
         trusted = self._untouched_since(name, read.clean_at_state)
@@ -1050,7 +1083,7 @@ class SparkBatchJob:
             # changes.
             size = done.report.kept
         else:
-            changes = changes.localCheckpoint(eager=True)
+            changes = self._pin(changes, read.entity)
             checked = gate = None
         self._upsert(name, changes, kept.columns, size=size)
         return CleanChanges(
@@ -1137,7 +1170,7 @@ class SparkBatchJob:
             count = done.conforming
         else:
             # Pinned: counted, then appended, without scanning raw twice.
-            new = new.select(*frame.columns).localCheckpoint(eager=True)
+            new = self._pin(new.select(*frame.columns), done.read.entity)
             count = new.count()
         if count or record:
             # Each task writes its own rows. Raw is partitioned by ingest day, which one run's
@@ -1195,7 +1228,7 @@ class SparkBatchJob:
             if checked:
                 zone = self._figures_after(read, level, clean_changes)
         else:
-            changes = self._curated_diff(source, name)
+            changes = self._curated_diff(source, name, entity)
         if checked and zone is None:
             zone = self._zone_stats(source, entity)
         changed = changes.where(~F.col("_delete")).drop("_delete")
@@ -1252,7 +1285,7 @@ class SparkBatchJob:
             rows += int(summary.get("added-records", "0")) - deleted
         return ZoneStats(rows=rows, duplicate_keys=0)
 
-    def _curated_diff(self, source: DataFrame, name: str) -> DataFrame:
+    def _curated_diff(self, source: DataFrame, name: str, entity: str) -> DataFrame:
         """Curated's changes against the whole clean table (``source``): new and changed
         rows, and deletions (``_delete`` true) for keys clean no longer has."""
         from pyspark.sql import functions as F
@@ -1267,7 +1300,7 @@ class SparkBatchJob:
         changes = self._changed(source, name).withColumn("_delete", F.lit(False))
         deletions = source.limit(0).unionByName(gone, allowMissingColumns=True)
         changes = changes.unionByName(deletions.withColumn("_delete", F.lit(True)))
-        return changes.localCheckpoint(eager=True)
+        return self._pin(changes, entity)
 
     def _zone_stats(self, table: DataFrame, entity: str) -> ZoneStats | None:
         """The whole table's figures for the curated gate (None: the entity is unchecked)."""

@@ -386,6 +386,29 @@ def test_full_run_removes_hard_deleted_keys(
     assert all(after[k] == before[k] for k in after)
 
 
+def test_a_run_releases_the_rows_it_pinned(
+    demo_run: DemoRun, spark: SparkSession, postgres: PostgresInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Large reads (the full load's path) pin their rows with checkpoints. Holding the frames
+    # here keeps them reachable, so only the job itself can have dropped their blocks.
+    monkeypatch.setattr(spark_job, "_FEW_ROWS", 0)
+    pinned: list[tuple[str, int]] = []
+    pin = SparkBatchJob._pin
+
+    def recording_pin(self: SparkBatchJob, frame: object, entity: str) -> object:
+        checkpoint = pin(self, frame, entity)  # type: ignore[arg-type]
+        pinned.append((entity, checkpoint._jdf.queryExecution().analyzed().rdd().id()))
+        return checkpoint
+
+    monkeypatch.setattr(SparkBatchJob, "_pin", recording_pin)
+    with psycopg.connect(postgres.dsn()) as db:
+        db.execute("UPDATE erp.invoices SET updated_at = now() WHERE invoice_id % 50 = 1")
+    run_batch(spark, demo_run.config, "test")
+    assert {entity for entity, _ in pinned} == {"invoices"}
+    persistent = spark.sparkContext._jsc.getPersistentRDDs()
+    assert [rdd for _, rdd in pinned if persistent.containsKey(rdd)] == []
+
+
 @pytest.fixture
 def lake_scans(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     """Counts, by table, the batch job's whole-table comparisons (``_changed``) and the
