@@ -368,13 +368,18 @@ class SparkBatchJob:
         # (module docstring); a failing entity fails the run once the others finished. A
         # small read (``_FEW_ROWS``, an incremental run) goes through its chain and its
         # writes at once, beside the next entities' reads: its Spark jobs are mostly
-        # scheduling and driver-side waits, which run well side by side.
+        # scheduling and driver-side waits, which run well side by side. A read expected to
+        # be small (``EntityRead.few``) is read in its thread too, so that no entity's
+        # writes wait for the reads of the entities before it.
         with ThreadPoolExecutor(PUBLISH_THREADS, thread_name_prefix="steward-publish") as pool:
             publishing: list[Future[EntityReport] | Transformed] = []
             for source_name, source in self.config.sources.items():
                 for read in self._reads(source_name, source):
-                    ingested = self._ingest(read)
                     chain = chains[read.entity]
+                    if read.few:
+                        publishing.append(pool.submit(self._ingest_and_publish, read, chain))
+                        continue
+                    ingested = self._ingest(read)
                     if ingested.report.rows_read <= _FEW_ROWS:
                         publishing.append(pool.submit(self._transform_and_publish, ingested, chain))
                     else:
@@ -492,6 +497,9 @@ class SparkBatchJob:
 
     def _transform_and_publish(self, ingested: Ingested, chain: Chain) -> EntityReport:
         return self._publish(self._transform(ingested, chain))
+
+    def _ingest_and_publish(self, read: EntityRead, chain: Chain) -> EntityReport:
+        return self._transform_and_publish(self._ingest(read), chain)
 
     def _transform(self, ingested: Ingested, chain: Chain) -> Transformed:
         """Run the chain over one entity's conformed rows, and record the counts."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -384,6 +385,24 @@ def test_full_run_removes_hard_deleted_keys(
     after = curated_by_key(lake, "invoices")
     assert set(before) - set(after) == gone
     assert all(after[k] == before[k] for k in after)
+
+
+def test_an_incremental_run_reads_its_tables_in_the_publish_threads(
+    demo_run: DemoRun, spark: SparkSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reads past a watermark are expected to be small: each entity is read, cleaned and
+    # written in its own thread, so no entity's writes wait for the others' reads.
+    threads: dict[str, str] = {}
+    ingest = SparkBatchJob._ingest
+
+    def recording_ingest(self: SparkBatchJob, read: spark_job.EntityRead) -> object:
+        threads[read.entity] = threading.current_thread().name
+        return ingest(self, read)
+
+    monkeypatch.setattr(SparkBatchJob, "_ingest", recording_ingest)
+    run_batch(spark, demo_run.config, "test")
+    assert set(threads) == {table.name for table in DEMO_TABLES}
+    assert all(name.startswith("steward-publish") for name in threads.values()), threads
 
 
 def test_a_run_releases_the_rows_it_pinned(
