@@ -425,7 +425,16 @@ class _Gx:
                         "class_name": "TupleFilesystemStoreBackend",
                         "base_directory": str(root / "data_docs"),
                     },
-                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "site_index_builder": {
+                        "class_name": "DefaultSiteIndexBuilder",
+                        "view": _docs_view("IndexPageView"),
+                    },
+                    # GX's sections with views that compile their templates once per process.
+                    "site_section_builders": {
+                        "expectations": {"view": _docs_view("PageView")},
+                        "validations": {"view": _docs_view("PageView")},
+                        "profiling": {"view": _docs_view("PageView")},
+                    },
                 }
             }
         self.gx = gx
@@ -518,6 +527,10 @@ class _Gx:
             resources += list({key.expectation_suite_identifier for key in resources})
         self.context.build_data_docs(site_names=[_DOCS_SITE], resource_identifiers=resources)
         return index
+
+
+def _docs_view(class_name: str) -> dict[str, str]:
+    return {"module_name": "pipelines.quality_docs", "class_name": class_name}
 
 
 @cache

@@ -342,6 +342,33 @@ def test_data_docs_render_the_runs_pages_and_index_them_all(
     assert index.stat().st_mtime_ns == before
 
 
+def test_data_docs_compile_their_templates_once_per_process(
+    tmp_path: Path, contracts: dict[str, EntityContract], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jinja2 import Environment
+
+    compiled: list[str] = []
+    compile_template = Environment.compile
+
+    def counting_compile(self: Environment, source: str, name: str | None = None, *a, **k):  # type: ignore[no-untyped-def]
+        compiled.append(name or "")
+        return compile_template(self, source, name, *a, **k)
+
+    monkeypatch.setattr(Environment, "compile", counting_compile)
+    gate = QualityGate(QualityConfig(), tmp_path, contracts)
+    gate.check(orders(10), "orders", gate="curated", run_id="20250301T000000Z-a")
+    gate.finish("20250301T000000Z-a")  # compiles whatever no earlier build here did
+    compiled.clear()
+    gate.check(orders(10), "orders", gate="curated", run_id="20250302T000000Z-b")
+    index = gate.finish("20250302T000000Z-b")
+    assert compiled == []
+    assert index is not None and "20250302T000000Z-b" in index.read_text("utf-8")
+    [page] = (tmp_path / "quality" / "data_docs" / "validations").rglob(
+        "*20250302T000000Z-b*/**/*.html"
+    )
+    assert "orders.curated" in page.read_text("utf-8")
+
+
 def test_a_gate_registers_its_validation_once_while_its_checks_stay_the_same(
     tmp_path: Path, contracts: dict[str, EntityContract], monkeypatch: pytest.MonkeyPatch
 ) -> None:
