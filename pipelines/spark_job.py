@@ -4,11 +4,13 @@ Spark only executes: the chain (``pipelines.chain``) decides what happens to eac
 ledger's counts are tallied from the chain's tagged output before anything is written, so an
 unbalanced run fails without publishing.
 
-Every entity's chain runs first, one entity after another; then the entities are written side
-by side, from one driver thread each. A small read (up to ``_FEW_ROWS`` rows, an incremental
-run's) is held by the driver instead: one query, its rows collected into a local relation that
-every later query derives from without a Spark job to pin it, its chain run in the driver
-process. A large read is pinned by checkpoints and its chain runs in Spark's Python workers.
+Every large read's chain runs first, one entity after another; then the entities are written
+side by side, from one driver thread each. A small read (up to ``_FEW_ROWS`` rows, an
+incremental run's) is held by the driver instead: one query, its rows collected into a local
+relation that every later query derives from without a Spark job to pin it, its chain run in
+the driver process; a read past a watermark is read, cleaned and written in its own thread,
+beside the others. A large read is pinned by checkpoints, released once its entity is written,
+and its chain runs in Spark's Python workers.
 Order of the commits for one entity, and why:
 
 1. ``quarantine.<stage>`` and ``clean.<entity>`` take the rows of this read (``MERGE INTO``,
