@@ -5,8 +5,9 @@ entity that a shipped pack names in ``applies_to`` (seeded, so runs are comparab
 all shipped packs three ways, timed in the same run on the same records, group by group (the
 records of one entity in one ``--chunk``, a few thousand, as a Spark or Flink batch would be):
 
-* the engine on the batch, ``ruleset.apply_batch(entity, rows)``, the path the cleaning stage
-  takes (each distinct value of a field cleaned once, each rule run over many values at once);
+* the engine on the batch, ``ruleset.apply_columns(entity, columns, rows)``, the path the
+  cleaning stage takes (the batch's columns, as the stage reads them from Arrow; each distinct
+  value of a field cleaned once, each rule run over many values at once);
 * the engine record by record, ``ruleset.apply(entity, record)``, on a rule set of its own
   (the engine remembers the outcomes of short values it cleaned; neither engine run may reuse
   what the other remembered from the same group);
@@ -59,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import regex
 
 from cleaning_rules.actions import WORDISH, ExtractRule, MapRule, NormalizeRule
-from cleaning_rules.engine import RuleSet, available_packs, load_packs
+from cleaning_rules.engine import ColumnsResult, RuleSet, available_packs, load_packs
 from cleaning_rules.forms import FORMS
 from cleaning_rules.pack import ANY_ENTITY
 from cleaning_rules.rules import RuleSpec
@@ -650,6 +651,22 @@ def naive_apply(plan: list[NaiveStep], record: Record) -> Outcome:
     return "keep", None, cleaned
 
 
+def as_records(result: ColumnsResult, rows: list[Record]) -> list[Outcome]:
+    """The engine's column results row by row, in the naive baseline's form."""
+    out: list[Outcome] = []
+    for row, (record, verdict) in enumerate(zip(rows, result.verdicts, strict=True)):
+        cleaned = dict(record)
+        if verdict == "keep":
+            cleaned.update((field, values[row]) for field, values in result.columns.items())
+            cleaned.update(
+                (field, values[row])
+                for field, values in result.extracted.items()
+                if values[row] is not None
+            )
+        out.append((verdict, result.rule_ids[row], cleaned))
+    return out
+
+
 # -- the run -----------------------------------------------------------------------------------
 
 
@@ -698,9 +715,12 @@ def main() -> int:
                 values = [v for record in rows if isinstance(v := record.get(field), str)]
                 counts.values += len(values)
                 counts.distinct += len(set(values))
+            # The cleaning stage hands the engine the batch's columns (from Arrow), not records.
+            columns = {field: [record.get(field) for record in rows] for field in fields}
             started = clock()
-            batch_out = ruleset.apply_batch(entity, rows)
+            by_column = ruleset.apply_columns(entity, columns, len(rows))
             counts.batch_s += clock() - started
+            batch_out = as_records(by_column, rows)
             started = clock()
             record_out = [record_ruleset.apply(entity, record) for record in rows]
             counts.record_s += clock() - started
@@ -710,14 +730,15 @@ def main() -> int:
             for record, batch, single, theirs in zip(
                 rows, batch_out, record_out, naive_out, strict=True
             ):
-                verdicts[batch.verdict] = verdicts.get(batch.verdict, 0) + 1
-                if batch.verdict == "keep":
-                    changed_fields += sum(batch.record[f] != record.get(f) for f in fields)
-                if batch != single or (batch.verdict, batch.rule_id, batch.record) != theirs:
+                verdict, rule_id, cleaned = batch
+                verdicts[verdict] = verdicts.get(verdict, 0) + 1
+                if verdict == "keep":
+                    changed_fields += sum(cleaned[f] != record.get(f) for f in fields)
+                if batch != (single.verdict, single.rule_id, single.record) or batch != theirs:
                     mismatched += 1
                     if mismatched <= 5:
                         print(f"DIFFERENT ({entity}): {record!r}")
-                        print(f"  batch:      {batch.verdict} {batch.rule_id} {batch.record!r}")
+                        print(f"  batch:      {verdict} {rule_id} {cleaned!r}")
                         print(f"  per record: {single.verdict} {single.rule_id} {single.record!r}")
                         print(f"  naive:      {theirs!r}")
 

@@ -4,6 +4,7 @@
     result = ruleset.apply("medical_orders", row)   # RecordResult
     row_out = {**result.record, "_rules_version": ruleset.version}
     results = ruleset.apply_batch("medical_orders", rows)   # the same, for a batch
+    cleaned = ruleset.apply_columns("medical_orders", columns, len(rows))   # column by column
 
 Rules are compiled once, and on the first record of an entity the rules of each of its fields
 are laid out as a :class:`~cleaning_rules.plan.FieldPlan`, so applying a rule set is a loop over
@@ -71,6 +72,24 @@ class RecordResult(NamedTuple):
     reason: str | None = None
     fired: tuple[str, ...] = ()
     field: str | None = None
+
+
+class ColumnsResult(NamedTuple):
+    """The outcome of applying a rule set to a batch given as columns, row by row as
+    :meth:`RuleSet.apply_batch` would give it, without a record per row.
+
+    ``columns`` holds the columns given, cleaned in the rows kept, as they came in elsewhere.
+    ``verdicts``, ``rule_ids``, ``reasons`` and ``fields`` say per row which rule decided, why
+    and on which field (None in a kept row). ``extracted`` holds, per field an extract rule of
+    the entity writes, the value found in each kept row (None where nothing was found).
+    """
+
+    columns: dict[str, list[object]]
+    verdicts: list[Verdict]
+    rule_ids: list[str | None]
+    reasons: list[str | None]
+    fields: list[str | None]
+    extracted: dict[str, list[str | None]]
 
 
 class RuleSet:
@@ -174,22 +193,67 @@ class RuleSet:
         plan = self._plans.get(entity)
         if plan is None:
             plan = self._plan(entity)
-        timeout = self.timeout
+        columns = {fp.field: [record.get(fp.field) for record in records] for fp in plan}
+        touched = self._touched(plan, columns)
+        return [
+            _combine(record, hits) if (hits := touched.get(row)) else RecordResult(dict(record))
+            for row, record in enumerate(records)
+        ]
+
+    def apply_columns(
+        self, entity: str, columns: Mapping[str, Sequence[object]], rows: int
+    ) -> ColumnsResult:
+        """:meth:`apply_batch` on a batch of ``rows`` rows given as ``columns`` (a field the
+        packs name and ``columns`` lacks is absent from every row), the results as columns:
+        what a stage over Arrow columns needs, without building a record per row.
+
+        Each column given is copied, then cleaned in the rows kept; a dropped or quarantined
+        row keeps its values as they came in. ``fired`` is not reported.
+        """
+        plan = self._plans.get(entity)
+        if plan is None:
+            plan = self._plan(entity)
+        named = {fp.field: columns[fp.field] for fp in plan if fp.field in columns}
+        touched = self._touched(plan, named)
+        cleaned = {field: list(values) for field, values in columns.items()}
+        verdicts: list[Verdict] = ["keep"] * rows
+        rule_ids: list[str | None] = [None] * rows
+        reasons: list[str | None] = [None] * rows
+        fields: list[str | None] = [None] * rows
+        extracted: dict[str, list[str | None]] = {
+            name: [None] * rows for name in self.extracted_fields(entity)
+        }
+        for row, hits in touched.items():
+            decided = _decided(hits)
+            if decided is not None:
+                (_, _, verdicts[row], rule_ids[row], reasons[row]), fields[row] = decided
+                continue
+            for field, outcome in hits:
+                cleaned[field][row] = outcome.value
+            found = [found for _, outcome in hits for found in outcome.extracted]
+            for _, _, into, value in sorted(found):  # in rule order: the last rule wins
+                extracted[into][row] = value
+        return ColumnsResult(cleaned, verdicts, rule_ids, reasons, fields, extracted)
+
+    def _touched(
+        self, plan: Plan, columns: Mapping[str, Sequence[object]]
+    ) -> dict[int, list[tuple[str, FieldOutcome]]]:
+        """Per row, the outcomes of its fields that a rule changed or decided on: each
+        distinct value of a column cleaned once (``run_column_remembered``)."""
         touched: dict[int, list[tuple[str, FieldOutcome]]] = {}
         for field_plan in plan:
             field = field_plan.field
-            column = [record.get(field) for record in records]
+            column = columns.get(field)
+            if column is None:
+                continue
             distinct = list(dict.fromkeys(value for value in column if isinstance(value, str)))
-            active = run_column_remembered(field_plan, distinct, timeout)
+            active = run_column_remembered(field_plan, distinct, self.timeout)
             if not active:
                 continue
             for row, value in enumerate(column):
                 if isinstance(value, str) and (outcome := active.get(value)) is not None:
                     touched.setdefault(row, []).append((field, outcome))
-        return [
-            _combine(record, hits) if (hits := touched.get(row)) else RecordResult(dict(record))
-            for row, record in enumerate(records)
-        ]
+        return touched
 
     def _plan(self, entity: str) -> Plan:
         plan = self._plans.get(entity)
@@ -246,13 +310,8 @@ def _combine(
             for _, _, into, value in outcome.extracted:
                 cleaned[into] = value
             return RecordResult(cleaned, "keep", None, None, outcome.fired, None)
-    decided: Decision | None = None
-    decided_field = ""
-    for field, outcome in hits:
-        decision = outcome.decision
-        if decision is not None and (decided is None or decision[:2] < decided[:2]):
-            decided, decided_field = decision, field
-    if decided is None:
+    earliest = _decided(hits)
+    if earliest is None:
         cleaned = dict(record)
         for field, outcome in hits:
             cleaned[field] = outcome.value
@@ -260,9 +319,20 @@ def _combine(
         for _, _, into, value in extracted:  # in rule order: the last rule wins
             cleaned[into] = value
         return RecordResult(cleaned, "keep", None, None, _fired(hits, None), None)
-    index, slot, verdict, rule_id, reason = decided
+    (index, slot, verdict, rule_id, reason), decided_field = earliest
     fired = _fired(hits, (index, slot))
     return RecordResult(dict(record), verdict, rule_id, reason, fired, decided_field)
+
+
+def _decided(hits: Sequence[tuple[str, FieldOutcome]]) -> tuple[Decision, str] | None:
+    """The earliest decision in rule order among a record's outcomes, and its field."""
+    decided: Decision | None = None
+    decided_field = ""
+    for field, outcome in hits:
+        decision = outcome.decision
+        if decision is not None and (decided is None or decision[:2] < decided[:2]):
+            decided, decided_field = decision, field
+    return None if decided is None else (decided, decided_field)
 
 
 def _fired(

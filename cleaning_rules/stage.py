@@ -3,7 +3,7 @@
 Pure Python over Arrow, so the same object runs inside Spark's ``mapInArrow`` and Flink's
 Python operators. Only the columns the packs name for the batch's entity are converted to
 Python values; every other column passes through as Arrow. The rows of a batch go through the
-rule set together (:meth:`RuleSet.apply_batch`): each distinct value of a column is cleaned
+rule set together (:meth:`RuleSet.apply_columns`): each distinct value of a column is cleaned
 once, and each rule runs over many values per regex call.
 
 Extract rules write columns of their own: the stage adds each field an extract rule writes (a
@@ -60,30 +60,26 @@ class CleaningStage:
 
     def _process_entity(self, batch: pa.Table, entity: str) -> StageResult:
         fields = [f for f in batch.column_names if f in self.ruleset.fields_for(entity)]
-        extracted: dict[str, list[object]] = {
-            name: batch[name].to_pylist() if name in batch.column_names else [None] * len(batch)
-            for name in self.extracted
-        }
-        columns = {f: batch[f].to_pylist() for f in fields}
-        records: list[dict[str, object]] = [{} for _ in range(batch.num_rows)]
-        for f in fields:
-            for record, value in zip(records, columns[f], strict=True):
-                record[f] = value
-        verdicts: list[str] = []
-        rule_ids: list[str] = []
-        reasons: list[str] = []
-        for i, result in enumerate(self.ruleset.apply_batch(entity, records)):
-            verdicts.append(result.verdict)
-            rule_ids.append(result.rule_id or "")
-            reasons.append(self._reason(result.reason, result.field))
-            if result.verdict == "keep":
-                record = result.record
-                for f in fields:
-                    columns[f][i] = record[f]
-                if len(record) > len(fields):  # an extract rule found a value
-                    for name, values in extracted.items():
-                        if name in record:
-                            values[i] = record[name]
+        result = self.ruleset.apply_columns(
+            entity, {f: batch[f].to_pylist() for f in fields}, batch.num_rows
+        )
+        columns = result.columns
+        # An extracted field the input has keeps its value where nothing was found.
+        extracted: dict[str, list[object]] = {}
+        for name in self.extracted:
+            found: list[object] = list(result.extracted.get(name) or [None] * batch.num_rows)
+            if name in batch.column_names:
+                found = [
+                    given if value is None else value
+                    for value, given in zip(found, batch[name].to_pylist(), strict=True)
+                ]
+            extracted[name] = found
+        verdicts = result.verdicts
+        rule_ids = [rule_id or "" for rule_id in result.rule_ids]
+        reasons = [
+            self._reason(reason, field)
+            for reason, field in zip(result.reasons, result.fields, strict=True)
+        ]
         cleaned = batch
         for f in fields:
             position = cleaned.schema.get_field_index(f)

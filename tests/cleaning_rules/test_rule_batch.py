@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cleaning_rules.engine import available_packs, load_packs
+from cleaning_rules.engine import ColumnsResult, available_packs, load_packs
 from cleaning_rules.pack import ANY_ENTITY
 
 WritePack = Callable[..., Path]
@@ -52,6 +52,30 @@ def test_batch_equals_record_by_record_on_every_example_text(entity: str) -> Non
     # The texts exercise both kinds of outcome on every entity.
     assert any(result.fired for result in results)
     assert any(result.verdict != "keep" for result in results)
+    # Column by column, the same results without a record per row.
+    columns = {f: [record.get(f) for record in records] for f in ["id", *fields]}
+    by_column = load_packs(available_packs()).apply_columns(entity, columns, len(records))
+    assert as_records(by_column, columns) == [
+        (r.verdict, r.rule_id, r.reason, r.field, r.record) for r in results
+    ]
+
+
+def as_records(result: ColumnsResult, given: dict[str, list[object]]) -> list[tuple[object, ...]]:
+    """``apply_columns``' result row by row, as ``apply_batch`` gives each record."""
+    out = []
+    for row, verdict in enumerate(result.verdicts):
+        if verdict == "keep":
+            record = {f: values[row] for f, values in result.columns.items()}
+            record.update(
+                (f, values[row])
+                for f, values in result.extracted.items()
+                if values[row] is not None
+            )
+        else:
+            record = {f: values[row] for f, values in given.items()}
+        decided = (result.rule_ids[row], result.reasons[row], result.fields[row])
+        out.append((verdict, *decided, record))
+    return out
 
 
 RULE_ORDER = """
