@@ -224,6 +224,13 @@ class RuleSet:
             name: [None] * rows for name in self.extracted_fields(entity)
         }
         for row, hits in touched.items():
+            if len(hits) == 1 and hits[0][1].decision is None:
+                # The usual case: one field changed (or extracted from) in this row.
+                field, outcome = hits[0]
+                cleaned[field][row] = outcome.value
+                for _, _, into, value in outcome.extracted:
+                    extracted[into][row] = value
+                continue
             decided = _decided(hits)
             if decided is not None:
                 (_, _, verdicts[row], rule_ids[row], reasons[row]), fields[row] = decided
