@@ -113,6 +113,7 @@ class RuleSet:
         self._plans: dict[str, Plan] = {}
         self._fields: dict[str, frozenset[str]] = {}
         self._rules: dict[str, dict[str, tuple[CompiledRule, ...]]] = {}
+        self._extracted: dict[str, tuple[str, ...]] = {}
 
     @property
     def pack_names(self) -> list[str]:
@@ -221,7 +222,7 @@ class RuleSet:
         reasons: list[str | None] = [None] * rows
         fields: list[str | None] = [None] * rows
         extracted: dict[str, list[str | None]] = {
-            name: [None] * rows for name in self.extracted_fields(entity)
+            name: [None] * rows for name in self._extracted[entity]
         }
         for row, hits in touched.items():
             if len(hits) == 1 and hits[0][1].decision is None:
@@ -284,6 +285,8 @@ class RuleSet:
                 index += 1
         _check_extract_targets(self.packs, entity)
         self._fields[entity] = frozenset(per_field)
+        # Read by every ``apply_columns`` call: a walk over every rule of every pack.
+        self._extracted[entity] = self.extracted_fields(entity)
         self._rules[entity] = {
             field: tuple(rule for _, _, rule in rules) for field, rules in per_field.items()
         }
