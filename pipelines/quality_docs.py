@@ -37,17 +37,19 @@ class _CompiledTemplates(BytecodeCache):
 _TEMPLATES = _CompiledTemplates()
 
 
-class PageView(DefaultJinjaPageView):
+class _CompiledOnce:
+    """Mixin for a GX view: its Jinja environment uses the shared compiled templates."""
+
+    env: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.env.bytecode_cache = _TEMPLATES
+
+
+class PageView(_CompiledOnce, DefaultJinjaPageView):
     """GX's page view (suite and validation pages), templates compiled once per process."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.env.bytecode_cache = _TEMPLATES
 
-
-class IndexPageView(DefaultJinjaIndexPageView):
+class IndexPageView(_CompiledOnce, DefaultJinjaIndexPageView):
     """GX's index page view, templates compiled once per process."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.env.bytecode_cache = _TEMPLATES
