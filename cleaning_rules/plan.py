@@ -47,6 +47,12 @@ Step = tuple[
 ]
 Gate = Callable[[str], int]
 
+# A gate reads a text of at least this many characters line by line, remembering the masks of
+# up to REMEMBERED_LINES lines of at most REMEMBERED_LINE_LENGTH characters (emptied when full).
+LINE_GATE_FROM = 256
+REMEMBERED_LINES = 4096
+REMEMBERED_LINE_LENGTH = 256
+
 
 class FieldPlan(NamedTuple):
     """The steps that run on one field, in rule order, and the gate over them: bit ``i`` of
@@ -98,13 +104,34 @@ def trigger_gate(triggers: Sequence[Trigger | None]) -> Gate:
             for member in fold_preimage(char) if trigger.fold else (char,):
                 bits[member] = bits.get(member, 0) | bit
     chars = frozenset(bits)
+    newline = bits.get("\n", 0)
+    lines: dict[str, int] = {}
 
-    def gate(text: str) -> int:
+    def gate_chars(text: str) -> int:
         mask = always
         for char in chars.intersection(text):
             mask |= bits[char]
         if nonascii and not text.isascii():
             mask |= nonascii
+        return mask
+
+    def gate(text: str) -> int:
+        if len(text) < LINE_GATE_FROM or "\n" not in text:
+            return gate_chars(text)
+        # A long text's mask is the union of its lines' masks (and the line break's bits): the
+        # mask is a union over characters. Lines repeat across long texts (a contract's
+        # clauses, a log's frames) far more than the texts do, and a line's mask is looked up
+        # instead of reading its characters again.
+        mask = newline
+        for line in text.split("\n"):
+            found = lines.get(line)
+            if found is None:
+                found = gate_chars(line)
+                if len(line) <= REMEMBERED_LINE_LENGTH:
+                    if len(lines) >= REMEMBERED_LINES:
+                        lines.clear()
+                    lines[line] = found
+            mask |= found
         return mask
 
     return gate

@@ -159,3 +159,30 @@ def test_gate_bits_follow_the_rules_that_can_apply() -> None:
     assert gate("abc") == 0b0010  # the rule without a trigger always may
     assert gate("100元") == 0b0111
     assert gate("\x1b[0m") == 0b1010
+
+
+def test_a_long_text_is_gated_line_by_line_with_the_same_bits() -> None:
+    triggers = [
+        Trigger(frozenset("元")),
+        Trigger(frozenset("\n")),
+        Trigger(nonascii=True),
+        Trigger(frozenset("_")),
+    ]
+    gate, reference = trigger_gate(triggers), trigger_gate(triggers)
+    clause = "第一条 租金为每月____元。"
+    short_lines = "\n".join(["plain ascii line"] * 40)
+    texts = [
+        short_lines,  # ascii lines only: the line break's bit, nothing else
+        short_lines + "\n" + clause,  # a clause at the end wakes the others
+        clause + "\n" + short_lines,  # ... and at the start, after its lines were remembered
+        "x" * 300 + "\n" + "y" * 300,  # lines too long to remember
+        "z" * 600,  # long, one line
+    ]
+    for text in texts * 2:  # the second time, lines come from what the gate remembered
+        expected = 0
+        for char in set(text):
+            expected |= reference(char)
+        assert gate(text) == expected, text[:40]
+    assert gate(short_lines) == 0b0010
+    assert gate(short_lines + "\n" + clause) == 0b1111
+    assert gate("z" * 600) == 0
