@@ -49,7 +49,7 @@ from pipelines.flink_events import (
     entity_schema,
     tagged_schema,
 )
-from pipelines.lake import Lake, raw_table_name
+from pipelines.lake import Lake, new_column_warning, raw_table_name
 from pipelines.ledger import RunLedger, StageCounts, new_run_id
 from pipelines.stream_checkpoints import (
     DROPS_TABLE,
@@ -453,7 +453,7 @@ class StreamJob:
                 continue
             with table.update_schema() as update:
                 update.union_by_name(pa.schema(missing))
-            added.extend(f"{qualified}: new column {f.name} added (nullable)" for f in missing)
+            added.extend(new_column_warning(qualified, f.name) for f in missing)
         return added
 
     # -- sources ----------------------------------------------------------------------------

@@ -34,6 +34,12 @@ NAMESPACES = ("raw", "clean", "quarantine", "curated")
 LINEAGE_COLUMNS = ("_source", "_entity", "_source_key", "_ingested_at", "_run_id", "_content_hash")
 
 
+def new_column_warning(table: str, column: str) -> str:
+    """The run ledger's warning for a column a job added to an existing table (schema drift:
+    the column is nullable, and rows written before read null there)."""
+    return f"{table}: new column {column} added (nullable)"
+
+
 def raw_table_name(source: str, entity: str) -> str:
     """``raw.<source>_<entity>``: every version one source sent of one entity (batch or stream)."""
     return f"raw.{source}_{entity}"

@@ -57,7 +57,7 @@ from pipelines.errors import (
     StewardError,
     first_line,
 )
-from pipelines.lake import LINEAGE_COLUMNS, Lake, raw_table_name
+from pipelines.lake import LINEAGE_COLUMNS, Lake, new_column_warning, raw_table_name
 from pipelines.ledger import RunRecord, StageCounts
 from pipelines.quality import QualityGate, QualityResult, ZoneStats, raise_if_failed
 
@@ -894,7 +894,8 @@ class SparkBatchJob:
             if column.name not in existing:
                 sql_type = column.dataType.simpleString()
                 self.spark.sql(f"ALTER TABLE {name} ADD COLUMN `{column.name}` {sql_type}")
-                self.run.record_warning(f"{name}: new column {column.name} added (nullable)")
+                table = name.removeprefix(f"{self.lake.catalog_name}.")
+                self.run.record_warning(new_column_warning(table, column.name))
             elif existing[column.name] != column.dataType:
                 raise LakeError(
                     f"{name}: column {column.name} is {existing[column.name].simpleString()}"

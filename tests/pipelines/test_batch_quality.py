@@ -162,3 +162,17 @@ def test_bad_batches_stop_at_their_gate(
     sql("ALTER TABLE depot.parcels ADD COLUMN carrier text DEFAULT 'SF'")
     _, [report] = run_batch(spark, config, "test")
     assert report.rows_read == 2 and report.kept == 2
+
+    # A new column at the source: clean and curated take it as a nullable column, with a
+    # warning in the run ledger; the rows written before read null there.
+    sql(
+        "ALTER TABLE depot.parcels ADD COLUMN dock text;"
+        " UPDATE depot.parcels SET dock = 'B2', updated_at = now() WHERE parcel_id = '9'"
+    )
+    run_id, [report] = run_batch(spark, config, "test")
+    assert report.rows_read == 1 and report.kept == 1
+    warnings = ledger.show_run(run_id)["warnings"]
+    assert "clean.parcels: new column dock added (nullable)" in warnings
+    assert "curated.parcels: new column dock added (nullable)" in warnings
+    docks = {r["parcel_id"]: r["dock"] for r in lake.read("curated.parcels").to_pylist()}
+    assert docks[9] == "B2" and docks[10] is None and len(docks) == 40
