@@ -36,17 +36,21 @@ def handles_errors(command: Callable[P, R]) -> Callable[P, R]:
         try:
             return command(*args, **kwargs)
         except StewardError as exc:
-            # One line whatever the terminal's width (a scheduler greps it); the message's
-            # own brackets ("[stage ingest]") are text, not markup.
-            err.print(
-                f"[red]error:[/red] {escape(exc.one_line())}",
-                markup=True,
-                highlight=False,
-                soft_wrap=True,
-            )
+            print_error(exc)
             raise typer.Exit(int(exc.exit_code)) from None
 
     return wrapper
+
+
+def print_error(exc: StewardError) -> None:
+    """The error as one line on stderr, whatever the terminal's width (a scheduler greps it);
+    the message's own brackets ("[stage ingest]") are text, not markup."""
+    err.print(
+        f"[red]error:[/red] {escape(exc.one_line())}",
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def print_json(value: Any) -> None:
