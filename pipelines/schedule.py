@@ -3,9 +3,10 @@
 A batch run started by cron or an orchestrator starts a JVM, a Spark session and the lake's
 catalog every time, and the JIT compiles Spark's and Iceberg's planning code again for every
 run. On the bench's 1,000,000-row lake a 1% incremental run took 44 to 112 s that way, against
-17 to 24 s in a process that had run the batch before (``bench/README.md``). With ``--every``,
-one process keeps one Spark session and runs the batch at a fixed rate: each run starts one
-interval after the previous one started, or at once when that one took longer.
+22 to 45 s in a process that had run the batch before, on the same day (``bench/README.md``,
+session 6). With ``--every``, one process keeps one Spark session and runs the batch at a
+fixed rate: each run starts one interval after the previous one started, or at once when that
+one took longer.
 
 Every run is a whole batch run with its own ledger entry, watermarks and commits, so stopping
 the process at any point is as safe as stopping a single run. A run that fails for a reason
