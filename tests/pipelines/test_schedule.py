@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -138,6 +142,41 @@ def test_schedule_options_are_checked_before_anything_starts(
     assert message in result.stderr
 
 
+def _beats_config(
+    tmp_path: Path, postgres: PostgresInfo, lake_config: LakeConfig, schema: str, rows: int
+) -> Path:
+    """A pipeline config reading ``<schema>.beats`` (``rows`` rows) into the session's lake."""
+    with psycopg.connect(postgres.dsn()) as db:
+        db.execute(
+            f"DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};"
+            f" CREATE TABLE {schema}.beats (id int, note text, updated_at timestamptz);"
+            f" INSERT INTO {schema}.beats SELECT i, 'beat ' || i, now()"
+            f" FROM generate_series(1, {rows}) i;"
+        )
+    password = tmp_path / "password"
+    password.write_text(postgres.password, encoding="utf-8")
+    source = {
+        "url": postgres.jdbc_url,
+        "user": postgres.user,
+        "password_file": str(password),
+        "schema": schema,
+        "tables": [{"name": "beats", "key": "id", "watermark": "updated_at"}],
+    }
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "lake": {"root": str(lake_config.root)},
+                "spark": {"master": "local[2]", "shuffle_partitions": 2},
+                "sources": {schema: source},
+                "transform": {"rule_packs": ["common"]},
+            }
+        ),
+        encoding="utf-8",
+    )
+    return config
+
+
 @pytest.mark.spark
 @pytest.mark.postgres
 def test_the_command_runs_the_batch_on_schedule_in_one_process(
@@ -145,33 +184,7 @@ def test_the_command_runs_the_batch_on_schedule_in_one_process(
 ) -> None:
     """Two runs of ``run batch --every 1s --runs 2`` in this process (the running session):
     the first loads the table, the second finds nothing new; one JSON line each."""
-    with psycopg.connect(postgres.dsn()) as db:
-        db.execute(
-            "DROP SCHEMA IF EXISTS ticks CASCADE; CREATE SCHEMA ticks;"
-            " CREATE TABLE ticks.beats (id int, note text, updated_at timestamptz);"
-            " INSERT INTO ticks.beats SELECT i, 'beat ' || i, now()"
-            " FROM generate_series(1, 30) i;"
-        )
-    password = tmp_path / "password"
-    password.write_text(postgres.password, encoding="utf-8")
-    config = tmp_path / "pipeline.yaml"
-    source = {
-        "url": postgres.jdbc_url,
-        "user": postgres.user,
-        "password_file": str(password),
-        "schema": "ticks",
-        "tables": [{"name": "beats", "key": "id", "watermark": "updated_at"}],
-    }
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "lake": {"root": str(lake_config.root)},
-                "sources": {"ticks": source},
-                "transform": {"rule_packs": ["common"]},
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = _beats_config(tmp_path, postgres, lake_config, "ticks", rows=30)
     result = CliRunner().invoke(
         cli, ["run", "batch", "-c", str(config), "--every", "1s", "--runs", "2", "--json"]
     )
@@ -181,3 +194,34 @@ def test_the_command_runs_the_batch_on_schedule_in_one_process(
     assert [e["rows_read"] for e in second["entities"]] == [0]
     ledger = RunLedger(lake_config.ledger)
     assert {first["run_id"], second["run_id"]} <= {r["run_id"] for r in ledger.list_runs(1000)}
+
+
+@pytest.mark.spark
+@pytest.mark.postgres
+def test_sigterm_ends_the_schedule_between_runs(
+    spark: SparkSession, postgres: PostgresInfo, lake_config: LakeConfig, tmp_path: Path
+) -> None:
+    """``steward run batch --every 1h`` in a process of its own: after its first run, SIGTERM
+    ends the wait for the next one, and the command exits 0."""
+    config = _beats_config(tmp_path, postgres, lake_config, "terms", rows=20)
+    steward = Path(sys.executable).parent / "steward"
+    log = tmp_path / "stderr.log"
+    with log.open("w") as errors:
+        job = subprocess.Popen(
+            [steward, "run", "batch", "-c", str(config), "--every", "1h", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        assert job.stdout is not None
+        first = json.loads(job.stdout.readline() or "{}")  # blocks until the first run is done
+        assert [e["rows_read"] for e in first.get("entities", [])] == [20], log.read_text()
+        job.send_signal(signal.SIGTERM)
+        assert job.wait(timeout=60) == 0
+        assert job.stdout.read() == ""  # no second run
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
