@@ -8,9 +8,7 @@ starts no JVM. Every ``StewardError`` becomes one line on stderr and its documen
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -126,11 +124,8 @@ def _run_batch(spark: Any, pipeline: PipelineConfig, config: Path, full: bool) -
 def _print_batch(outcome: BatchOutcome, as_json: bool, *, one_line: bool = False) -> None:
     from pipelines.report import batch_summary_json, print_batch_summary
 
-    if as_json and one_line:
-        sys.stdout.write(json.dumps(batch_summary_json(*outcome), default=str) + "\n")
-        sys.stdout.flush()
-    elif as_json:
-        print_json(batch_summary_json(*outcome))
+    if as_json:
+        print_json(batch_summary_json(*outcome), one_line=one_line)
     else:
         print_batch_summary(out, *outcome)
 

@@ -53,8 +53,13 @@ def print_error(exc: StewardError) -> None:
     )
 
 
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n")
+def print_json(value: Any, *, one_line: bool = False) -> None:
+    """``value`` as JSON on stdout: indented, or on one line (JSON Lines, flushed at once, for
+    a command that prints one object per event)."""
+    indent = None if one_line else 2
+    sys.stdout.write(json.dumps(value, indent=indent, ensure_ascii=False, default=str) + "\n")
+    if one_line:
+        sys.stdout.flush()
 
 
 def lake_config(config: Path) -> LakeConfig:
