@@ -581,6 +581,12 @@ def _naive_text(spec: RuleSpec) -> Callable[[str], str]:
     if isinstance(spec, NormalizeRule):
         return _naive_normalize(spec)
     action = getattr(spec, "action", None)
+    if action == "remove_lines":
+        assert spec.pattern is not None
+        line = _re_compile(spec.pattern, spec.flags)
+        return lambda text: "\n".join(
+            kept for kept in text.split("\n") if line.fullmatch(kept) is None
+        )
     if action != "replace":
         raise SystemExit(f"{spec.id}: no naive version of action {action!r}; add one")
     assert spec.pattern is not None

@@ -15,8 +15,9 @@ import regex
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from cleaning_rules.forms import FORMS
-from cleaning_rules.joined import agrees, joined_pattern, search_joined, sub_joined
+from cleaning_rules.joined import agrees, joined_pattern, line_local, search_joined, sub_joined
 from cleaning_rules.prefilter import (
+    pattern_alphabet,
     pattern_prefilter,
     pattern_trigger,
     strings_prefilter,
@@ -133,6 +134,44 @@ class ReplaceRule(RuleSpec):
             frozenset(_probe_match(pattern).expand(self.replacement)),
             _joined_rewrite(self, pattern, self.replacement, rewrite),
             twin,
+            rewrite if line_local(pattern) else None,
+        )
+
+
+@register_action
+class RemoveLinesRule(RuleSpec):
+    """Remove every line that ``pattern`` matches in full, with its line break."""
+
+    action: Literal["remove_lines"]
+    pattern: str = Field(
+        description="Matched against each line in full (lines end at \\n, which they exclude)."
+    )
+
+    def build(self) -> CompiledRule:
+        pattern = compile_pattern(self.pattern, self.flags)
+        # Any line the pattern matches in full is a match of this one: one search tells
+        # whether a text has a line to remove (most have none).
+        any_line = compile_pattern(f"^(?:{self.pattern})$", [*self.flags, "MULTILINE"])
+        fullmatch, search = pattern.fullmatch, any_line.search
+
+        def kept(line: str, timeout: float | None) -> str | None:
+            # Positional (string, pos, endpos, concurrent, partial, timeout): see substitution.
+            return None if fullmatch(line, None, None, None, False, timeout) else line
+
+        def rewrite(text: str, timeout: float | None) -> str:
+            if search(text, None, None, None, False, timeout) is None:
+                return text
+            lines = (kept(line, timeout) for line in text.split("\n"))
+            return "\n".join(line for line in lines if line is not None)
+
+        return TextRule(
+            self.id,
+            _fields(self),
+            rewrite,
+            pattern_prefilter(pattern),
+            pattern_trigger(pattern),
+            frozenset(),
+            by_line=kept,
         )
 
 
@@ -260,7 +299,10 @@ class MapRule(RuleSpec):
         rewrite = substitution(pattern, expand, twin)
         joined = _joined_rewrite(self, pattern, expand, rewrite)
         introduces = frozenset("".join(self.table.values()))
-        return TextRule(self.id, _fields(self), rewrite, skip, trigger, introduces, joined, twin)
+        by_line = rewrite if line_local(pattern) else None
+        return TextRule(
+            self.id, _fields(self), rewrite, skip, trigger, introduces, joined, twin, by_line
+        )
 
 
 @register_action
@@ -287,7 +329,7 @@ class NormalizeRule(RuleSpec):
         form = FORMS[self.form]
         pattern = self.compiled_pattern()
         if pattern is None:
-            apply = form.apply
+            apply, line_form = form.apply, form.by_line
             return TextRule(
                 self.id,
                 _fields(self),
@@ -295,6 +337,10 @@ class NormalizeRule(RuleSpec):
                 form.unchanged,
                 form.trigger,
                 form.introduces,
+                by_line=None if line_form is None else lambda line, _: line_form(line),
+                blank_lines=form.blank_lines,
+                line_facts=form.line_facts,
+                with_facts=form.with_facts,
             )
 
         apply = form.apply
@@ -313,8 +359,10 @@ class NormalizeRule(RuleSpec):
         twin = _checked_twin(self, pattern, each_match)
         rewrite = substitution(pattern, each_match, twin)
         joined = _joined_rewrite(self, pattern, each_match, rewrite)
+        # A match within a line is the same match in the text: any form can apply to it.
+        by_line = rewrite if line_local(pattern) else None
         return TextRule(
-            self.id, _fields(self), rewrite, skip, trigger, form.introduces, joined, twin
+            self.id, _fields(self), rewrite, skip, trigger, form.introduces, joined, twin, by_line
         )
 
 
@@ -357,6 +405,7 @@ class ExtractRule(RuleSpec):
             pattern_prefilter(pattern),
             pattern_trigger(pattern),
             _checked_twin(self, pattern, None),
+            line_local(pattern),
         )
 
 
@@ -379,6 +428,8 @@ class _VerdictSpec(RuleSpec):
             pattern_prefilter(pattern),
             pattern_trigger(pattern),
             twin=_checked_twin(self, pattern, None),
+            by_line=line_local(pattern),
+            alphabet=pattern_alphabet(pattern),
         )
         return replace(rule, joined=_joined_search(self, rule))
 

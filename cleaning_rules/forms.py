@@ -13,6 +13,14 @@ to do in a text without a control character): the engine merges the triggers of 
 rules to find, in one pass over the text, the few rules that can apply. ``introduces`` lists
 the characters the form may write that were not in its input (None: any), so that after a
 change the engine knows which rules the new text can have woken up without reading it again.
+``by_line`` (optional), for a form applied to the whole field, gives the form of one line: the
+form of a text of several lines is then its lines' forms joined by ``\n`` (with
+``blank_lines``, runs of blank lines kept once and blank lines at either end removed), which
+lets the engine clean a long text line by line (``plan.py``); it returns None for a line it
+cannot tell about, and the text is then cleaned whole. A form that reads facts off lines and
+then rewrites the whole text with them (a contract's party declarations) gives ``line_facts``
+and ``with_facts`` instead: its form of a text is ``with_facts(text, facts)``, the facts being
+its lines' ``line_facts`` in line order.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import datetime as dt
 import html
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -34,7 +42,13 @@ from cleaning_rules.numerals import (
     counted_value,
     positional_value,
 )
-from cleaning_rules.parties import DECLARATION_TRIGGER, PLACEHOLDER_CHARS, contract_parties
+from cleaning_rules.parties import (
+    DECLARATION_TRIGGER,
+    PLACEHOLDER_CHARS,
+    contract_parties,
+    declarations,
+    with_declared,
+)
 from cleaning_rules.prefilter import Trigger, no_char_of
 
 
@@ -50,6 +64,10 @@ class Form:
     needs_pattern: bool = False
     trigger: Trigger | None = None
     introduces: frozenset[str] | None = None
+    by_line: Callable[[str], str | None] | None = None
+    blank_lines: bool = False
+    line_facts: Callable[[str], tuple[object, ...]] | None = None
+    with_facts: Callable[[str, Sequence[object]], str] | None = None
 
 
 FORMS: dict[str, Form] = {}
@@ -106,6 +124,9 @@ register_form(
         # Every ASCII character is its own NFKC form.
         trigger=Trigger(nonascii=True),
         introduces=None,  # a compatibility character decomposes into others
+        # A line break neither decomposes nor composes with its neighbours: NFKC of a text is
+        # the NFKC of its lines, joined.
+        by_line=_nfkc,
     )
 )
 
@@ -122,6 +143,7 @@ register_form(
         local=True,
         trigger=Trigger(frozenset(map(chr, _HALFWIDTH))),
         introduces=frozenset(map(chr, _HALFWIDTH.values())),
+        by_line=lambda line: line.translate(_HALFWIDTH),
     )
 )
 
@@ -131,10 +153,15 @@ _CONTROL = regex.compile(r"[^\P{Cc}\t\n\r]+")
 # Unicode's Cc is fixed (C0, DEL and C1); a test checks it against the regex module's tables.
 CONTROL_CHARS = frozenset(map(chr, [*range(0x20), *range(0x7F, 0xA0)])) - frozenset("\t\n\r")
 
+
+def _control_chars(text: str) -> str:
+    return _CONTROL.sub("", text)
+
+
 register_form(
     Form(
         "control_chars",
-        lambda text: _CONTROL.sub("", text),
+        _control_chars,
         "Remove control characters other than tab, newline and carriage return",
         # isprintable() is False for any control character; it is a C loop, much cheaper than
         # a regex scan on the clean majority of fields.
@@ -142,6 +169,7 @@ register_form(
         local=True,
         trigger=Trigger(CONTROL_CHARS),
         introduces=frozenset(),
+        by_line=_control_chars,
     )
 )
 
@@ -165,6 +193,22 @@ def _whitespace(text: str) -> str:
     text = _SPACE_AT_LINE_END.sub("\n", text)
     text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
+
+
+# White space to str.strip but not to \s (file, group, record and unit separators): the form
+# strips them at the text's ends only, which one line cannot tell.
+_STRIPPED_ONLY = no_char_of(
+    WHITESPACE_CHARS - frozenset(regex.findall(r"\s", _UP_TO_IDEOGRAPHIC_SPACE))
+)
+
+
+def _whitespace_line(line: str) -> str | None:
+    # One line of a longer text: its runs collapsed, a space at either edge removed (the
+    # text's blank lines are the engine's, by ``blank_lines``). A carriage return would start
+    # a new line, and a separator character is stripped only at the text's ends.
+    if "\r" in line or not _STRIPPED_ONLY(line):
+        return None
+    return _HORIZONTAL_SPACE.sub(" ", line).strip(" ")
 
 
 _NO_OTHER_WHITESPACE = no_char_of(WHITESPACE_CHARS - {" ", "\n"})
@@ -193,6 +237,8 @@ register_form(
         unchanged=_whitespace_unchanged,
         trigger=Trigger(WHITESPACE_CHARS),
         introduces=frozenset(" \n"),
+        by_line=_whitespace_line,
+        blank_lines=True,
     )
 )
 
@@ -443,5 +489,7 @@ register_form(
         "(<PARTY_A>, <PARTY_B>, <LICENSEE>)",
         trigger=DECLARATION_TRIGGER,
         introduces=PLACEHOLDER_CHARS,
+        line_facts=declarations,
+        with_facts=with_declared,  # type: ignore[arg-type]
     )
 )

@@ -57,6 +57,21 @@ class _Unbatchable(Exception):
     """The pattern uses syntax the rewriter does not model: it runs value by value."""
 
 
+def line_local(pattern: regex.Pattern[str]) -> bool:
+    """Whether ``pattern`` finds in a text of several lines exactly what it finds in each line
+    on its own: no atom of it can match a line break, and its only anchors are word edges and
+    the multi-line ``^`` and ``$``, which see a line break as they see a text's edge. A rule
+    with such a pattern rewrites (or judges) a text as the lines' results joined (``plan.py``
+    runs long texts line by line)."""
+    if pattern.flags & ~_ALLOWED_FLAGS:
+        return False
+    try:
+        _Rewriter(pattern.pattern, pattern.flags, "\n", in_place=True).rewrite()
+    except (_Unbatchable, regex.error):
+        return False
+    return True
+
+
 def joined_pattern(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
     """``pattern`` rewritten to run over separator-joined values, or None if it cannot be."""
     if pattern.flags & ~_ALLOWED_FLAGS:
@@ -91,11 +106,18 @@ def split_joined(text: str, count: int) -> list[str] | None:
 
 
 class _Rewriter:
-    """Copies a V0 pattern, rewriting the atoms and anchors described in the module docstring."""
+    """Copies a V0 pattern, rewriting the atoms and anchors described in the module docstring.
 
-    def __init__(self, source: str, flags: int):
+    With ``in_place``, nothing is rewritten: whatever would need rewriting (an atom or anchor
+    that could match or read past the separator) raises :class:`_Unbatchable` instead, so a
+    pattern that passes is equivalent on the joined text as it is written.
+    """
+
+    def __init__(self, source: str, flags: int, separator: str = SEPARATOR, *, in_place=False):
         self.source = source
         self.flags = flags
+        self.separator = separator
+        self.in_place = in_place
         self.i = 0
         self.out: list[str] = []
 
@@ -115,6 +137,14 @@ class _Rewriter:
                     raise _Unbatchable  # a literal brace or a fuzzy constraint
                 self.out.append(counted.group())
                 self.i = counted.end()
+            elif char == "." and self.in_place:
+                self.i += 1
+                self._atom(".")
+            elif char in "^$" and self.in_place:
+                if not self.flags & regex.MULTILINE:
+                    raise _Unbatchable  # the text's edges, not a line's
+                self.i += 1
+                self.out.append(char)
             elif char == ".":
                 self.i += 1
                 self.out.append(f"[^{_SEP}]" if self.flags & regex.DOTALL else f"[^\\n{_SEP}]")
@@ -129,7 +159,7 @@ class _Rewriter:
                     else f"(?=\\n?(?:{_SEP}|\\Z))"
                 )
             else:
-                if char == SEPARATOR:
+                if char == self.separator:
                     raise _Unbatchable
                 self.i += 1
                 self.out.append(char)
@@ -141,7 +171,7 @@ class _Rewriter:
     def _atom(self, atom: str) -> None:
         """Copy an atom that consumes one character, after checking it cannot be the separator."""
         try:
-            matches = regex.compile(atom, self.flags).fullmatch(SEPARATOR) is not None
+            matches = regex.compile(atom, self.flags).fullmatch(self.separator) is not None
         except regex.error as exc:
             raise _Unbatchable from exc
         if matches:
@@ -161,7 +191,9 @@ class _Rewriter:
                 raise _Unbatchable
             self.i = end + 1
             body = source[start + 3 : end]
-            if letter == "P" or (letter == "p" and body.startswith("^")):
+            if self.in_place:
+                self._atom(source[start : self.i])
+            elif letter == "P" or (letter == "p" and body.startswith("^")):
                 self._atom(f"[^\\p{{{body.lstrip('^')}}}{_SEP}]")
             else:
                 self._atom(source[start : self.i])
@@ -178,13 +210,13 @@ class _Rewriter:
             self.i = end + 1
             self.out.append(source[start : self.i])  # a back-reference
             return
-        if letter in _UNSUPPORTED_ESCAPES:
+        if letter in _UNSUPPORTED_ESCAPES or (self.in_place and letter in "AZz"):
             raise _Unbatchable
         if letter == "A":
             self.out.append(f"(?:\\A|(?<={_SEP}))")
         elif letter in "Zz":
             self.out.append(f"(?={_SEP}|\\Z)")
-        elif letter in _NEGATABLE:
+        elif letter in _NEGATABLE and not self.in_place:
             self._atom(f"[^{_NEGATABLE[letter]}{_SEP}]")
         elif letter.isdigit():
             while self.i < len(source) and source[self.i].isdigit():
@@ -218,12 +250,12 @@ class _Rewriter:
             elif char == "]":
                 self.i += 1
                 break
-            elif char == SEPARATOR:
+            elif char == self.separator:
                 raise _Unbatchable
             else:
                 self.i += 1
         atom = source[start : self.i]
-        if negated:
+        if negated and not self.in_place:
             atom = atom[:-1] + _SEP + "]"
         self._atom(atom)
 

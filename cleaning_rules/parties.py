@@ -22,6 +22,9 @@ not have run first.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from operator import itemgetter
+
 import regex
 
 from cleaning_rules.prefilter import Trigger
@@ -73,30 +76,42 @@ _PARTY_TERM = regex.compile(r"Party [A-D]")
 _HAS_WORD = regex.compile(r"[\p{Han}\p{L}]")
 
 
+# What a text declares: (shape, name, placeholder) in the order the shapes are read, the first
+# declaration of a name winning. A shape reads one line at a time (no part of it crosses a line
+# break), so a text declares what its lines declare, shape by shape: the engine reads each
+# distinct line of a long contract once (``declarations`` on lines, then ``with_declared``).
+Declaration = tuple[int, str, str]
+
+
 def contract_parties(text: str) -> str:
     """``text`` with every declared party name replaced by its placeholder (see the module)."""
-    names: dict[str, str] = {}
+    return with_declared(text, declarations(text))
 
-    def declare(name: str, placeholder: str) -> None:
+
+def declarations(text: str) -> tuple[Declaration, ...]:
+    """The party declarations of ``text``, shape by shape, each shape in text order."""
+    found_all: list[Declaration] = []
+
+    def declare(shape: int, name: str, placeholder: str) -> None:
         name = name.strip()
         if name.startswith(("<", "_")) or _HAS_WORD.search(name) is None:
             return
-        names.setdefault(name, f"<{placeholder}>")
+        found_all.append((shape, name, f"<{placeholder}>"))
 
     # Each shape is looked for only where its fixed words are: most texts hold one shape.
     if "方" in text:
         for found in _ZH_LABELLED.finditer(text):
-            declare(found.group("name"), _ZH_ROLES[found.group("role")])
+            declare(0, found.group("name"), _ZH_ROLES[found.group("role")])
     if "简称" in text:
         for found in _ZH_REFERENCE.finditer(text):
             start = end = found.start()
             while start > 0 and end - start < _MAX_NAME and text[start - 1] not in _ZH_NAME_STOP:
                 start -= 1
             if end - start >= 2:
-                declare(text[start:end], _ZH_ROLES[found.group("role")])
+                declare(1, text[start:end], _ZH_ROLES[found.group("role")])
     if "Party" in text:
         for found in _EN_LABELLED.finditer(text):
-            declare(found.group("name"), f"PARTY_{found.group('role')}")
+            declare(2, found.group("name"), f"PARTY_{found.group('role')}")
     if "(" in text and ('"' in text or "“" in text):
         for found in _EN_DEFINITION.finditer(text):
             before = _EN_NAME_AT_END.search(text, max(0, found.start() - 120), found.start())
@@ -107,8 +122,18 @@ def contract_parties(text: str) -> str:
             name = before.group()
             opening = _EN_LEADING.match(name)
             declare(
-                name[opening.end() :] if opening else name, placeholder.upper().replace(" ", "_")
+                3, name[opening.end() :] if opening else name, placeholder.upper().replace(" ", "_")
             )
+    return tuple(found_all)
+
+
+def with_declared(text: str, declared: Iterable[Declaration]) -> str:
+    """``text`` with each name of ``declared`` replaced by its placeholder. Declarations are
+    taken shape by shape, each shape in the order given (the first declaration of a name
+    wins), so the declarations of a text's lines, in line order, give what the text's do."""
+    names: dict[str, str] = {}
+    for _, name, placeholder in sorted(declared, key=itemgetter(0)):
+        names.setdefault(name, placeholder)
     # Longest first: 北京某某科技有限公司 is replaced whole before a shorter name inside it.
     for name in sorted(names, key=len, reverse=True):
         text = text.replace(name, names[name])

@@ -52,18 +52,104 @@ Gate = Callable[[str], int]
 LINE_GATE_FROM = 256
 REMEMBERED_LINES = 4096
 REMEMBERED_LINE_LENGTH = 256
+# A text of at least LINE_GATE_FROM characters with a line break runs its plan's line steps
+# line by line, remembering the outcomes of up to CLEANED_LINES lines (emptied when full).
+CLEANED_LINES = 16_384
 
 
 class FieldPlan(NamedTuple):
     """The steps that run on one field, in rule order, and the gate over them: bit ``i`` of
     ``gate(text)`` is set when ``steps[i]`` may change or match ``text``. A tuple, unpacked
     once per field in the hot loop. ``remembered`` holds recent outcomes by value
-    (:func:`run_field_remembered`, :func:`run_column_remembered`)."""
+    (:func:`run_field_remembered`, :func:`run_column_remembered`); ``lines`` (None: none) the
+    steps that a long text may run line by line."""
 
     field: str
     steps: tuple[Step, ...]
     gate: Gate
     remembered: dict[str, FieldOutcome | None]
+    lines: LinePlan | None = None
+
+
+# One line through a field's first steps (LinePlan): the line as they left it (None: a rule
+# removed it), the bits of the steps that changed it, whether it was blank after the rule that
+# collapses blank lines, the bits of the anchored verdict rules whose alphabet holds all of
+# it, the gate's bits for the steps after the line steps, and the facts the line gives the
+# step after them (a rule with ``line_facts``; () without one).
+LineOutcome = tuple[str | None, int, bool, int, int, tuple[object, ...]]
+
+
+class LinePlan(NamedTuple):
+    """The first ``count`` steps of a field plan when every one of them reads a text of
+    several lines as the lines on their own (``by_line`` on the compiled rule): a long text
+    then goes through them line by line, each distinct line once, and the rest of the steps
+    over the text the lines make up.
+
+    Contract clauses, signature blocks and log frames repeat from text to text far more than
+    whole texts do: most lines of a long text have been cleaned before, and are looked up.
+
+    Bit masks over the plan's steps: ``prefix`` (the line steps), ``forced`` (steps every line
+    goes through whatever the gate says: the blank-lines rule, anchored verdicts),
+    ``blank_bit`` (the rule whose lines' blank lines collapse, 0: none), ``upto_blank`` (it and
+    the steps before it), ``anchored`` (verdict rules anchored at both ends, judged by their
+    alphabet), ``newline`` (the later steps a line break wakes). ``facts`` is the step right
+    after the line steps when its rule reads facts off lines (``line_facts``, a contract's
+    party declarations): each line's facts are remembered with it, and the rule rewrites the
+    text with them without reading it again.
+    """
+
+    count: int
+    prefix: int
+    forced: int
+    blank_bit: int
+    upto_blank: int
+    anchored: int
+    newline: int
+    facts: Step | None
+    remembered: dict[str, LineOutcome]
+    changes: dict[int, tuple[Change, ...]]
+
+
+def _line_plan(steps: Sequence[Step], gate: Gate) -> LinePlan | None:
+    """The plan of the steps a long text can run line by line: the longest run from the first
+    step in which each rule reads a text as its lines (None: not even the first does)."""
+    count = blank_bit = anchored = 0
+    for position, (_, _, _, _, rewrite, judge, rule, _, extractor) in enumerate(steps):
+        bit = 1 << position
+        if rewrite is not None:
+            assert isinstance(rule, TextRule)
+            if rule.by_line is None or (rule.blank_lines and blank_bit):
+                break
+            if rule.blank_lines:
+                blank_bit = bit
+        elif judge is not None:
+            if not judge.by_line:
+                if judge.alphabet is None:
+                    break
+                anchored |= bit
+        elif extractor is not None and not extractor.by_line:
+            break
+        count += 1
+    if count == 0:
+        return None
+    prefix = (1 << count) - 1
+    facts = None
+    if count < len(steps):
+        rule = steps[count][6]
+        if isinstance(rule, TextRule) and rule.line_facts is not None:
+            facts = steps[count]
+    return LinePlan(
+        count,
+        prefix,
+        blank_bit | anchored,
+        blank_bit,
+        (blank_bit << 1) - 1 if blank_bit else 0,
+        anchored,
+        gate("\n") & ~prefix,
+        facts,
+        {},
+        {},
+    )
 
 
 def compile_field_plan(field: str, rules: Sequence[tuple[int, int, CompiledRule]]) -> FieldPlan:
@@ -82,7 +168,7 @@ def compile_field_plan(field: str, rules: Sequence[tuple[int, int, CompiledRule]
             steps.append((index, slot, rule.rule_id, rule.skip, None, rule, rule, None, None))
         else:
             steps.append((index, slot, rule.rule_id, rule.skip, None, None, rule, None, rule))
-    return FieldPlan(field, tuple(steps), gate, {})
+    return FieldPlan(field, tuple(steps), gate, {}, _line_plan(steps, gate))
 
 
 def trigger_gate(triggers: Sequence[Trigger | None]) -> Gate:
@@ -186,9 +272,13 @@ def run_field(
     rule on another field already decided).
     """
     steps, gate = plan.steps, plan.gate
-    changes: list[Change] = []
+    by_lines = None if before is not None else _by_lines(plan, value, timeout)
+    if by_lines is None:
+        changes: list[Change] = []
+        mask = gate(value)
+    else:
+        value, changes, mask = by_lines
     extracted: list[Extracted] = []
-    mask = gate(value)
     while mask:
         low = mask & -mask
         mask ^= low
@@ -296,8 +386,17 @@ def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> dict[i
     """
     steps, gate = plan.steps, plan.gate
     current = list(values)
-    masks = [gate(value) for value in current]
     changes: dict[int, list[Change]] = {}
+    masks: list[int] = []
+    for row, value in enumerate(values):
+        by_lines = _by_lines(plan, value, timeout)
+        if by_lines is None:
+            masks.append(gate(value))
+        else:
+            current[row], row_changes, mask = by_lines
+            if row_changes:
+                changes[row] = row_changes
+            masks.append(mask)
     decisions: dict[int, Decision] = {}
     extracted: dict[int, list[Extracted]] = {}
     waiting: list[list[int]] = [[] for _ in steps]  # per step, the rows that may need it
@@ -350,6 +449,145 @@ def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> dict[i
         )
         for row in sorted(changes.keys() | decisions.keys())
     }
+
+
+def _by_lines(plan: FieldPlan, text: str, timeout: float) -> tuple[str, list[Change], int] | None:
+    """A long text through the plan's line steps (:class:`LinePlan`), line by line: the text
+    they make, the changes (as :func:`run_field` records them) and the gate's mask for the
+    steps after them. None when the text is short, has one line, or must run whole: a line
+    on which a rule decided, timed out or wrote a line break, or an anchored verdict rule
+    whose alphabet holds every line."""
+    lines = plan.lines
+    if lines is None or len(text) < LINE_GATE_FROM or "\n" not in text:
+        return None
+    remembered = lines.remembered
+    outcomes: list[LineOutcome] = []
+    for line in text.split("\n"):
+        outcome = remembered.get(line)
+        if outcome is None:
+            outcome = _clean_line(plan, lines, line, timeout)
+            if outcome is None:
+                return None
+            if len(line) <= REMEMBERED_LINE_LENGTH:
+                if len(remembered) >= CLEANED_LINES:
+                    remembered.clear()
+                remembered[line] = outcome
+        outcomes.append(outcome)
+    keep = _kept_lines(outcomes) if lines.blank_bit else None
+    changed = 0
+    inside = lines.anchored
+    mask = lines.newline
+    kept: list[str] = []
+    facts: list[object] = []
+    for position, (value, bits, _, inside_bits, after, line_facts) in enumerate(outcomes):
+        inside &= inside_bits
+        if keep is None or keep[position]:
+            changed |= bits
+            mask |= after
+            if value is not None:
+                kept.append(value)
+                facts.extend(line_facts)
+        else:
+            # A blank line the blank-lines rule removed: later rules never saw it.
+            changed |= (bits & lines.upto_blank) | lines.blank_bit
+    if inside:
+        return None
+    text = "\n".join(kept)
+    if lines.facts is not None:
+        # The step after the line steps, with the facts its lines gave: nothing to do without.
+        _, _, _, _, _, _, rule, wakes, _ = lines.facts
+        bit = 1 << lines.count
+        if facts:
+            assert isinstance(rule, TextRule) and rule.with_facts is not None
+            new = rule.with_facts(text, facts)
+            if new != text:
+                text = new
+                changed |= bit
+                mask |= plan.gate(new) if wakes is None else wakes
+        mask &= -(bit << 1)
+    found = lines.changes.get(changed)
+    if found is None:
+        steps = plan.steps
+        found = tuple(
+            (index, slot, rule_id)
+            for position, (index, slot, rule_id, *_) in enumerate(steps)
+            if changed >> position & 1
+        )
+        if len(lines.changes) >= CLEANED_LINES:
+            lines.changes.clear()
+        lines.changes[changed] = found
+    return text, list(found), mask
+
+
+def _kept_lines(outcomes: list[LineOutcome]) -> list[bool] | None:
+    """Which lines the blank-lines rule keeps (None: all): of each run of lines blank after
+    it, the first, unless the run starts or ends the text."""
+    blank = [outcome[2] for outcome in outcomes]
+    if not any(blank):
+        return None
+    keep = [True] * len(blank)
+    start, end = 0, len(blank) - 1
+    while start <= end and blank[start]:
+        keep[start] = False
+        start += 1
+    while end >= start and blank[end]:
+        keep[end] = False
+        end -= 1
+    for position in range(start + 1, end + 1):
+        if blank[position] and blank[position - 1]:
+            keep[position] = False
+    return keep
+
+
+def _clean_line(plan: FieldPlan, lines: LinePlan, line: str, timeout: float) -> LineOutcome | None:
+    """One line through the plan's line steps (None: the text must run whole)."""
+    steps, gate = plan.steps, plan.gate
+    prefix, forced = lines.prefix, lines.forced
+    value = line
+    changed = inside = 0
+    blank = False
+    mask = (gate(value) | forced) & prefix
+    try:
+        while mask:
+            low = mask & -mask
+            mask ^= low
+            _, _, _, skip, _, judge, rule, wakes, extractor = steps[low.bit_length() - 1]
+            if judge is not None:
+                if low & lines.anchored:
+                    if judge.alphabet is not None and not judge.alphabet(value):
+                        inside |= low
+                elif (skip is None or not skip(value)) and judge.found(value, timeout):
+                    return None  # the text's decision: it runs whole
+                continue
+            if extractor is not None:
+                if (skip is None or not skip(value)) and extractor.found(value, timeout):
+                    return None  # extracted values run whole too
+                continue
+            assert isinstance(rule, TextRule) and rule.by_line is not None
+            if low != lines.blank_bit and skip is not None and skip(value):
+                continue
+            new = rule.by_line(value, timeout)
+            if low == lines.blank_bit:
+                if new is None:
+                    return None  # the form cannot tell on this line
+                blank = not new
+            elif new is None:
+                # Removed: the later steps never see it, and later anchored verdicts read the
+                # text without it.
+                later = lines.anchored & -(low << 1)
+                return None, changed | low, blank, inside | later, 0, ()
+            if new != value:
+                if "\n" in new:
+                    return None  # a new line break: the lines are no longer these
+                value = new
+                changed |= low
+                later = gate(new) if wakes is None else mask | wakes
+                mask = (later | forced) & prefix & -(low << 1)
+    except TimeoutError:
+        return None  # the text runs whole, under its own limit
+    facts = lines.facts
+    line_facts = () if facts is None else facts[6].line_facts(value)  # type: ignore[union-attr]
+    return value, changed, blank, inside, gate(value) & ~prefix, line_facts
 
 
 def _enqueue(waiting: list[list[int]], row: int, mask: int) -> None:

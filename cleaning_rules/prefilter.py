@@ -120,6 +120,16 @@ def pattern_prefilter(pattern: regex.Pattern[str]) -> CannotMatch | None:
     return lambda text: strings(text) or outside(text)
 
 
+def pattern_alphabet(pattern: regex.Pattern[str]) -> CannotMatch | None:
+    """For a pattern anchored at both ends (``^…$``), a test that is True when a text holds a
+    character that no atom of the pattern matches: the pattern cannot match that text, nor any
+    text that holds it (a line of a longer text, say). None for other patterns."""
+    analysis = _analyse(pattern)
+    if analysis is None or analysis[1] is None:
+        return None
+    return _outside_alphabet(regex.compile(analysis[1], pattern.flags & _ALPHABET_FLAGS))
+
+
 def pattern_trigger(pattern: regex.Pattern[str]) -> Trigger | None:
     """The :class:`Trigger` of ``pattern`` (None when no set of characters is required)."""
     analysis = _analyse(pattern)

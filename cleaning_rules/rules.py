@@ -8,7 +8,7 @@ quarantines the record). The engine only ever runs those two shapes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -159,6 +159,9 @@ class RuleSpec(StrictModel):
 
 Replacement = str | Callable[["regex.Match[str] | re.Match[str]"], str]
 Rewrite = Callable[[str, float | None], str]
+# A text rule's rewrite of one line of a longer text (no line break in it): the new line, or
+# None to remove the line.
+LineRewrite = Callable[[str, float | None], str | None]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -173,6 +176,14 @@ class TextRule:
     (optional) is the same rewrite over many values joined by a separator (``joined.py``);
     ``twin`` (optional) the rule's pattern in the standard library's ``re``, which ``rewrite``
     uses on short texts (``stdlib_re.py``).
+
+    ``by_line`` (optional) says that the rule rewrites a text of several lines as it rewrites
+    each line on its own: the text's rewrite is the lines' ``by_line`` results joined by
+    ``\n``, without the lines it removes (None); then, with ``blank_lines``, runs of blank
+    lines kept once and those at either end removed, as the whitespace form does. Long texts
+    go line by line through the rules that allow it (``plan.py``). ``line_facts`` and
+    ``with_facts`` (optional) say that the rule rewrites a text as ``with_facts(text, facts)``,
+    the facts being those its lines give, in line order (``forms.py``).
     """
 
     rule_id: str
@@ -183,6 +194,10 @@ class TextRule:
     introduces: frozenset[str] | None = None
     joined: Rewrite | None = None
     twin: re.Pattern[str] | None = None
+    by_line: LineRewrite | None = None
+    blank_lines: bool = False
+    line_facts: Callable[[str], tuple[object, ...]] | None = None
+    with_facts: Callable[[str, Sequence[object]], str] | None = None
 
     verdict: ClassVar[None] = None
     reason: ClassVar[None] = None
@@ -243,6 +258,11 @@ class VerdictRule:
     trigger: Trigger | None = None  # characters one of which every match holds
     joined: regex.Pattern[str] | None = None  # the pattern over separator-joined values
     twin: re.Pattern[str] | None = None  # the pattern in re, for short texts (stdlib_re.py)
+    # Reading a text of several lines (plan.py): found in it when found in one of its lines
+    # (by_line), or, for a pattern anchored at both ends, never found in a text holding a line
+    # that ``alphabet`` is True on (a character that no atom of the pattern matches).
+    by_line: bool = False
+    alphabet: Callable[[str], bool] | None = None
 
     def matches(self, text: str, timeout: float | None) -> bool:
         """Whether the rule fires on ``text``; raises TimeoutError past ``timeout`` s."""
@@ -268,6 +288,7 @@ class ExtractionRule:
     skip: Callable[[str], bool] | None = None  # True only when the pattern cannot match
     trigger: Trigger | None = None  # characters one of which every match holds
     twin: re.Pattern[str] | None = None  # the pattern in re, for short texts (stdlib_re.py)
+    by_line: bool = False  # the first match in a text is the first in the first line with one
 
     verdict: ClassVar[None] = None
     reason: ClassVar[None] = None
