@@ -17,6 +17,9 @@ others run their own exact prefilter, then the regex under its time limit.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import reduce
+from itertools import chain
+from operator import and_, or_
 from typing import NamedTuple
 
 from cleaning_rules.joined import search_each, sub_each
@@ -52,8 +55,9 @@ Gate = Callable[[str], int]
 LINE_GATE_FROM = 256
 REMEMBERED_LINES = 4096
 REMEMBERED_LINE_LENGTH = 256
-# A text of at least LINE_GATE_FROM characters with a line break runs its plan's line steps
+# A text of at least BY_LINES_FROM characters with a line break runs its plan's line steps
 # line by line, remembering the outcomes of up to CLEANED_LINES lines (emptied when full).
+BY_LINES_FROM = 128
 CLEANED_LINES = 16_384
 
 
@@ -458,48 +462,51 @@ def _by_lines(plan: FieldPlan, text: str, timeout: float) -> tuple[str, list[Cha
     on which a rule decided, timed out or wrote a line break, or an anchored verdict rule
     whose alphabet holds every line."""
     lines = plan.lines
-    if lines is None or len(text) < LINE_GATE_FROM or "\n" not in text:
+    if lines is None or len(text) < BY_LINES_FROM or "\n" not in text:
         return None
     remembered = lines.remembered
-    outcomes: list[LineOutcome] = []
-    for line in text.split("\n"):
-        outcome = remembered.get(line)
-        if outcome is None:
-            outcome = _clean_line(plan, lines, line, timeout)
+    split = text.split("\n")
+    outcomes: list[LineOutcome | None] = list(map(remembered.get, split))
+    if None in outcomes:
+        for position, line in enumerate(split):
+            if outcomes[position] is not None:
+                continue
+            outcome = remembered.get(line) or _clean_line(plan, lines, line, timeout)
             if outcome is None:
                 return None
             if len(line) <= REMEMBERED_LINE_LENGTH:
                 if len(remembered) >= CLEANED_LINES:
                     remembered.clear()
                 remembered[line] = outcome
-        outcomes.append(outcome)
-    keep = _kept_lines(outcomes) if lines.blank_bit else None
-    changed = 0
-    inside = lines.anchored
-    mask = lines.newline
-    kept: list[str] = []
-    facts: list[object] = []
-    for position, (value, bits, _, inside_bits, after, line_facts) in enumerate(outcomes):
-        inside &= inside_bits
-        if keep is None or keep[position]:
-            changed |= bits
-            mask |= after
-            if value is not None:
-                kept.append(value)
-                facts.extend(line_facts)
-        else:
-            # A blank line the blank-lines rule removed: later rules never saw it.
-            changed |= (bits & lines.upto_blank) | lines.blank_bit
-    if inside:
-        return None
+            outcomes[position] = outcome
+    values, bits, blanks, insides, afters, facts = zip(*outcomes, strict=True)
+    if lines.anchored and reduce(and_, insides, lines.anchored):
+        return None  # an anchored verdict rule may match the whole text
+    keep = _kept_lines(blanks) if lines.blank_bit and any(blanks) else None
+    if keep is None:
+        changed = reduce(or_, bits)
+        mask = reduce(or_, afters, lines.newline)
+    else:
+        changed, mask = 0, lines.newline
+        for position, kept_line in enumerate(keep):
+            if kept_line:
+                changed |= bits[position]
+                mask |= afters[position]
+            else:
+                # A blank line the blank-lines rule removed: later rules never saw it.
+                changed |= (bits[position] & lines.upto_blank) | lines.blank_bit
+        values = tuple(value for value, kept_line in zip(values, keep, strict=True) if kept_line)
+        facts = tuple(found for found, kept_line in zip(facts, keep, strict=True) if kept_line)
+    # A removed line is None, with no facts.
+    kept = values if None not in values else [value for value in values if value is not None]
     text = "\n".join(kept)
     if lines.facts is not None:
         # The step after the line steps, with the facts its lines gave: nothing to do without.
         _, _, _, _, _, _, rule, wakes, _ = lines.facts
         bit = 1 << lines.count
-        if facts:
+        if any(facts):
             assert isinstance(rule, TextRule) and rule.with_facts is not None
-            new = rule.with_facts(text, facts)
+            new = rule.with_facts(text, list(chain.from_iterable(facts)))
             if new != text:
                 text = new
                 changed |= bit
@@ -519,12 +526,9 @@ def _by_lines(plan: FieldPlan, text: str, timeout: float) -> tuple[str, list[Cha
     return text, list(found), mask
 
 
-def _kept_lines(outcomes: list[LineOutcome]) -> list[bool] | None:
-    """Which lines the blank-lines rule keeps (None: all): of each run of lines blank after
-    it, the first, unless the run starts or ends the text."""
-    blank = [outcome[2] for outcome in outcomes]
-    if not any(blank):
-        return None
+def _kept_lines(blank: Sequence[bool]) -> list[bool]:
+    """Which lines the blank-lines rule keeps, given which were blank after it: of each run of
+    blank lines, the first, unless the run starts or ends the text."""
     keep = [True] * len(blank)
     start, end = 0, len(blank) - 1
     while start <= end and blank[start]:
