@@ -15,7 +15,14 @@ import regex
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from cleaning_rules.forms import FORMS
-from cleaning_rules.joined import agrees, joined_pattern, line_local, search_joined, sub_joined
+from cleaning_rules.joined import (
+    agrees,
+    atom_runs,
+    joined_pattern,
+    line_local,
+    search_joined,
+    sub_joined,
+)
 from cleaning_rules.prefilter import (
     pattern_alphabet,
     pattern_prefilter,
@@ -359,8 +366,14 @@ class NormalizeRule(RuleSpec):
         twin = _checked_twin(self, pattern, each_match)
         rewrite = substitution(pattern, each_match, twin)
         joined = _joined_rewrite(self, pattern, each_match, rewrite)
-        # A match within a line is the same match in the text: any form can apply to it.
-        by_line = rewrite if line_local(pattern) else None
+        # A match within a line is the same match in the text: any form can apply to it. The
+        # runs of one atom (\P{No}+) may cross lines, which a form that applies line by line
+        # to the whole text (by_line is the form itself) does not tell from its lines' runs.
+        by_line = (
+            rewrite
+            if line_local(pattern) or (form.by_line is form.apply and atom_runs(pattern))
+            else None
+        )
         return TextRule(
             self.id, _fields(self), rewrite, skip, trigger, form.introduces, joined, twin, by_line
         )

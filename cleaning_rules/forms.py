@@ -134,16 +134,21 @@ register_form(
 _HALFWIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 _FULLWIDTH = regex.compile(r"[\uff01-\uff5e\u3000]")
 
+
+def _halfwidth(text: str) -> str:
+    return text.translate(_HALFWIDTH)
+
+
 register_form(
     Form(
         "fullwidth_to_halfwidth",
-        lambda text: text.translate(_HALFWIDTH),
+        _halfwidth,
         "Full-width ASCII letters, digits, punctuation and the ideographic space to half-width",
         unchanged=lambda text: text.isascii() or _FULLWIDTH.search(text) is None,
         local=True,
         trigger=Trigger(frozenset(map(chr, _HALFWIDTH))),
         introduces=frozenset(map(chr, _HALFWIDTH.values())),
-        by_line=lambda line: line.translate(_HALFWIDTH),
+        by_line=_halfwidth,
     )
 )
 

@@ -72,6 +72,19 @@ def line_local(pattern: regex.Pattern[str]) -> bool:
     return True
 
 
+# One atom repeated, X+: a property or class, an escape, or a plain character.
+_ATOM_RUN = regex.compile(
+    r"(?:\\[pP]\{\^?[\w=:-]+\}|\[\^?\]?(?:\\.|[^\]\\\[])*\]|\\[^pPNxuUgG0-9]|[^\\\[\]().*+?{}|^$])\+"
+)
+
+
+def atom_runs(pattern: regex.Pattern[str]) -> bool:
+    """Whether ``pattern`` is one atom repeated (``\\P{No}+``): its matches are the longest
+    runs of characters the atom matches, so that, split at line breaks, the matches of a text
+    are the matches of its lines (and the line breaks, where the atom matches them)."""
+    return pattern.flags & ~_ALLOWED_FLAGS == 0 and _ATOM_RUN.fullmatch(pattern.pattern) is not None
+
+
 def joined_pattern(pattern: regex.Pattern[str]) -> regex.Pattern[str] | None:
     """``pattern`` rewritten to run over separator-joined values, or None if it cannot be."""
     if pattern.flags & ~_ALLOWED_FLAGS:

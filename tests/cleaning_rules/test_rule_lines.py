@@ -13,7 +13,7 @@ import regex
 from cleaning_rules import plan as plans
 from cleaning_rules.engine import RuleSet, available_packs, load_packs
 from cleaning_rules.forms import FORMS
-from cleaning_rules.joined import line_local
+from cleaning_rules.joined import atom_runs, line_local
 from cleaning_rules.parties import contract_parties, declarations, with_declared
 from cleaning_rules.plan import FieldPlan, run_column, run_field
 
@@ -38,6 +38,7 @@ CLAUSES = [
     "Party A shall deliver the goods; see 「附件」 and ＡＢＣ.",
     "Signed: ____________  Date: ______",
     "AT&amp;T &#20013;&#x6587; &nbsp;",
+    "面积10²平方米，① 见附件（ＡＢＣ）",
 ]
 ODD_LINES = [
     "",
@@ -84,6 +85,11 @@ def test_patterns_that_read_a_text_as_its_lines() -> None:
     assert not any(line_local(regex.compile(pattern)) for pattern in crossing)
     assert line_local(regex.compile("^a$", regex.MULTILINE))
     assert not line_local(regex.compile("a.b", regex.DOTALL))
+    # One atom repeated: its runs split at line breaks are its lines' runs.
+    runs = [r"\P{No}+", r"[^\p{No}\n]+", r"\d+", r"[]a]+", r"\++"]
+    other = [r"[ab]+c", r"(a)+", r"a+b+", r".+", r"\P{No}*"]
+    assert all(atom_runs(regex.compile(pattern)) for pattern in runs)
+    assert not any(atom_runs(regex.compile(pattern)) for pattern in other)
 
 
 def test_the_shipped_contract_body_runs_its_rules_up_to_party_names_by_lines() -> None:
@@ -272,3 +278,21 @@ def test_remove_lines_removes_lines_matched_in_full(
     assert ruleset.apply("notes", {"text": padded}).record["text"] == (
         expected + "\nfiller line" * 30 if expected else "filler line" + "\nfiller line" * 29
     )
+
+
+def test_runs_that_cross_lines_stay_whole_for_a_form_that_reads_across_them(
+    write_pack: WritePack,
+) -> None:
+    rules = r"""
+    - id: demo.space_runs
+      description: each run of white space through the whitespace form, which trims it away
+      action: normalize
+      form: whitespace
+      pattern: '\s+'
+      examples: [{in: "a  b", out: ab}]
+    """
+    ruleset = load_packs(["demo"], write_pack(rules=rules))
+    assert body_plan(ruleset, "notes", "text").lines is None
+    text = "first line \n\n\n second line" + "\nfiller" * 30
+    cleaned = ruleset.apply("notes", {"text": text}).record["text"]
+    assert cleaned == "firstlinesecondline" + "filler" * 30
