@@ -564,8 +564,10 @@ def _clean_line(plan: FieldPlan, lines: LinePlan, line: str, timeout: float) -> 
                     return None  # the text's decision: it runs whole
                 continue
             if extractor is not None:
-                if (skip is None or not skip(value)) and extractor.found(value, timeout):
-                    return None  # extracted values run whole too
+                if (skip is None or not skip(value)) and extractor.found(
+                    value, timeout
+                ) is not None:
+                    return None  # an extracted value: the text runs whole
                 continue
             assert isinstance(rule, TextRule) and rule.by_line is not None
             if low != lines.blank_bit and skip is not None and skip(value):

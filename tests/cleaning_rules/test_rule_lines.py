@@ -296,3 +296,34 @@ def test_runs_that_cross_lines_stay_whole_for_a_form_that_reads_across_them(
     text = "first line \n\n\n second line" + "\nfiller" * 30
     cleaned = ruleset.apply("notes", {"text": text}).record["text"]
     assert cleaned == "firstlinesecondline" + "filler" * 30
+
+
+EXTRACT = r"""
+- id: demo.ticket
+  description: the digits after a ticket label, empty when there are none
+  action: extract
+  into: ticket
+  pattern: 'ticket=(\d*)'
+  value: '\1'
+  examples: [{in: "ticket=42", extracted: "42"}, {in: "no ticket"}]
+- id: demo.upper
+  description: a rule after it
+  action: replace
+  pattern: 'x'
+  replacement: 'X'
+  examples: [{in: x, out: X}]
+"""
+
+
+@pytest.mark.parametrize(("label", "value"), [("ticket=42", "42"), ("ticket=", "")])
+def test_a_line_with_a_value_to_extract_runs_the_text_whole(
+    write_pack: WritePack, label: str, value: str
+) -> None:
+    ruleset = load_packs(["demo"], write_pack(rules=EXTRACT))
+    plan = body_plan(ruleset, "notes", "text")
+    assert plan.lines is not None and plan.lines.count == 2
+    text = "x filler line\n" * 20 + label
+    assert plans._by_lines(plan, text, 1.0) is None
+    result = ruleset.apply("notes", {"text": text})
+    assert result.record == {"text": text.replace("x", "X"), "ticket": value}
+    assert run_field(plan, text, 1.0) == run_field(whole(plan), text, 1.0)
