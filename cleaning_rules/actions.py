@@ -131,18 +131,35 @@ class ReplaceRule(RuleSpec):
         pattern = compile_pattern(self.pattern, self.flags)
         twin = _checked_twin(self, pattern, self.replacement)
         rewrite = substitution(pattern, self.replacement, twin)
-        return TextRule(
-            self.id,
-            _fields(self),
+        return _pattern_rule(
+            self,
+            pattern,
             rewrite,
-            pattern_prefilter(pattern),
-            pattern_trigger(pattern),
             # The template with every group empty: the characters it writes of its own.
             frozenset(_probe_match(pattern).expand(self.replacement)),
-            _joined_rewrite(self, pattern, self.replacement, rewrite),
-            twin,
-            rewrite if line_local(pattern) else None,
+            joined=_joined_rewrite(self, pattern, self.replacement, rewrite),
+            twin=twin,
+            by_line=rewrite if line_local(pattern) else None,
         )
+
+
+def _pattern_rule(
+    spec: RuleSpec,
+    pattern: regex.Pattern[str],
+    rewrite: Rewrite,
+    introduces: frozenset[str],
+    **more: Any,
+) -> TextRule:
+    """The text rule of ``spec``, prefiltered and triggered by its ``pattern``."""
+    return TextRule(
+        spec.id,
+        _fields(spec),
+        rewrite,
+        pattern_prefilter(pattern),
+        pattern_trigger(pattern),
+        introduces,
+        **more,
+    )
 
 
 @register_action
@@ -171,15 +188,7 @@ class RemoveLinesRule(RuleSpec):
             lines = (kept(line, timeout) for line in text.split("\n"))
             return "\n".join(line for line in lines if line is not None)
 
-        return TextRule(
-            self.id,
-            _fields(self),
-            rewrite,
-            pattern_prefilter(pattern),
-            pattern_trigger(pattern),
-            frozenset(),
-            by_line=kept,
-        )
+        return _pattern_rule(self, pattern, rewrite, frozenset(), by_line=kept)
 
 
 def _valid_template(template: str, info: ValidationInfo, what: str) -> str:
