@@ -327,3 +327,37 @@ def test_a_line_with_a_value_to_extract_runs_the_text_whole(
     result = ruleset.apply("notes", {"text": text})
     assert result.record == {"text": text.replace("x", "X"), "ticket": value}
     assert run_field(plan, text, 1.0) == run_field(whole(plan), text, 1.0)
+
+
+def example_texts(ruleset: RuleSet) -> list[str]:
+    return [
+        text
+        for pack in ruleset.packs
+        for spec in pack.spec.rules
+        for example in spec.examples
+        for text in (example.text, example.expected_text)
+    ]
+
+
+def test_every_shipped_field_by_lines_gives_what_it_gives_whole() -> None:
+    ruleset = load_packs(available_packs())
+    pieces = [*example_texts(ruleset), *ODD_LINES, *CLAUSES]
+    rng = random.Random(13)
+    samples = ["\n".join(rng.choice(pieces) for _ in range(rng.randint(4, 16))) for _ in range(150)]
+    entities = {selector.entity for pack in ruleset.packs for selector in pack.spec.applies_to}
+    checked = by_lines = 0
+    for entity in sorted(entities):
+        for plan in ruleset._plan(entity):
+            if plan.lines is None:
+                continue
+            reference = whole(plan)
+            for text in samples:
+                by_lines += plans._by_lines(plan, text, 1.0) is not None
+                assert run_field(plan, text, 1.0) == run_field(reference, text, 1.0), (
+                    entity,
+                    plan.field,
+                    text,
+                )
+            checked += 1
+    assert checked >= 10  # contracts, medical orders, orders, invoices, customers
+    assert by_lines > checked * len(samples) // 3  # the others hold a line that runs whole
