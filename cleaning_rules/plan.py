@@ -12,6 +12,10 @@ merges the :class:`~cleaning_rules.prefilter.Trigger` of each of its rules into 
 set, and one pass over the text (``frozenset.intersection``) gives the bit mask of the rules
 that may apply. Most values of most fields hold none of them, and cost that one pass; the
 others run their own exact prefilter, then the regex under its time limit.
+
+A long text with line breaks (a contract) is mostly lines seen before: while a field's rules
+read a text as its lines, the text goes through them one distinct line at a time, each line's
+outcome remembered (:class:`LinePlan`), and through the rest of the rules whole.
 """
 
 from __future__ import annotations
