@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from functools import reduce
 from itertools import chain
 from operator import and_, or_
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from cleaning_rules.joined import search_each, sub_each
 from cleaning_rules.prefilter import CannotMatch, Trigger, fold_preimage
@@ -53,6 +53,8 @@ Step = tuple[
     ExtractionRule | None,
 ]
 Gate = Callable[[str], int]
+K = TypeVar("K")
+V = TypeVar("V")
 
 # A gate reads a text of at least this many characters line by line, remembering the masks of
 # up to REMEMBERED_LINES lines of at most REMEMBERED_LINE_LENGTH characters (emptied when full).
@@ -222,9 +224,7 @@ def trigger_gate(triggers: Sequence[Trigger | None]) -> Gate:
             if found is None:
                 found = gate_chars(line)
                 if len(line) <= REMEMBERED_LINE_LENGTH:
-                    if len(lines) >= REMEMBERED_LINES:
-                        lines.clear()
-                    lines[line] = found
+                    _keep(lines, line, found, REMEMBERED_LINES)
             mask |= found
         return mask
 
@@ -379,9 +379,16 @@ def _remember(
         and outcome.decision[4] == TIMEOUT_REASON
     ):
         return
-    if len(remembered) >= REMEMBERED_VALUES:
-        remembered.clear()
-    remembered[value] = outcome
+    _keep(remembered, value, outcome, REMEMBERED_VALUES)
+
+
+def _keep(memory: dict[K, V], key: K, value: V, limit: int) -> None:
+    """``memory[key] = value``, ``memory`` emptied first when it holds ``limit`` entries: the
+    engine's memories are emptied when full, cheaper than keeping an LRU order on every call,
+    and safe when threads share them."""
+    if len(memory) >= limit:
+        memory.clear()
+    memory[key] = value
 
 
 def run_column(plan: FieldPlan, values: Sequence[str], timeout: float) -> dict[int, FieldOutcome]:
@@ -479,9 +486,7 @@ def _by_lines(plan: FieldPlan, text: str, timeout: float) -> tuple[str, list[Cha
             if outcome is None:
                 return None
             if len(line) <= REMEMBERED_LINE_LENGTH:
-                if len(remembered) >= CLEANED_LINES:
-                    remembered.clear()
-                remembered[line] = outcome
+                _keep(remembered, line, outcome, CLEANED_LINES)
             outcomes[position] = outcome
     values, bits, blanks, insides, afters, facts = zip(*outcomes, strict=True)
     if lines.anchored and reduce(and_, insides, lines.anchored):
@@ -524,9 +529,7 @@ def _by_lines(plan: FieldPlan, text: str, timeout: float) -> tuple[str, list[Cha
             for position, (index, slot, rule_id, *_) in enumerate(steps)
             if changed >> position & 1
         )
-        if len(lines.changes) >= CLEANED_LINES:
-            lines.changes.clear()
-        lines.changes[changed] = found
+        _keep(lines.changes, changed, found, CLEANED_LINES)
     return text, list(found), mask
 
 
